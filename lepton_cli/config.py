@@ -1,0 +1,64 @@
+"""Where the config tree lives, its groups, and the words users type for them.
+
+Kept free of heavy imports: `lepton --help` and `lepton list` read only this module.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+# `source=` and `target=` choose from one set of data-set files, `teacher=` and `student=` from
+# one set of backbones; Hydra spells such a choice `group@package=option`.
+GROUP_ALIASES = {
+    "source": "dataset@source",
+    "target": "dataset@target",
+    "teacher": "backbone@teacher",
+    "student": "backbone@student",
+}
+USER_GROUPS = {
+    "source": "dataset",
+    "target": "dataset",
+    "teacher": "backbone",
+    "student": "backbone",
+    "method": "method",
+    "trainer": "trainer",
+    "logger": "logger",
+    "augment": "augment",
+    "callbacks": "callbacks",
+}
+_ALIAS_PATTERN = re.compile(r"^([~+]{0,2})(" + "|".join(GROUP_ALIASES) + r")(=|$)")
+
+
+def conf_dir() -> Path:
+    """`conf/` beside the package in a source checkout, `lepton_cli/conf` in an installed wheel."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "conf", package / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise RuntimeError(f"Lepton's config tree was not found next to {package}")
+
+
+def rewrite_overrides(args: list[str]) -> list[str]:
+    """`source=cifar10` → `dataset@source=cifar10`; everything else unchanged (idempotent)."""
+    return [_ALIAS_PATTERN.sub(lambda m: f"{m[1]}{GROUP_ALIASES[m[2]]}{m[3]}", arg) for arg in args]
+
+
+def group_options(group: str) -> dict[str, str]:
+    """Options of a config group (a folder of conf/) with the one-line description each file
+    starts with. Files named `_x.yaml` hold shared settings and are not options."""
+    folder = conf_dir() / USER_GROUPS.get(group, group)
+    options = {}
+    for path in sorted(folder.glob("*.yaml")):
+        if not path.stem.startswith("_"):
+            options[path.stem] = _description(path)
+    return options
+
+
+def _description(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("#") and not line.startswith("# @"):
+            return line.lstrip("# ").strip()
+        if line.strip() and not line.startswith("#"):
+            break
+    return ""

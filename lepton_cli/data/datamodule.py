@@ -1,0 +1,133 @@
+"""The DataModule that yields a source batch and a target batch together at each step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from lepton_cli.data.alignment import ClassAlignment
+from lepton_cli.data.arrays import ImageArrays
+from lepton_cli.data.domains import Domain
+from lepton_cli.errors import LeptonError
+
+UNLABELLED = -1  # what the target training loader yields in place of labels an adaptation method may not see
+
+
+class TensorImages(Dataset):
+    """uint8 images (N, C, H, W) and labels held in memory; `length` > N repeats them so that an
+    epoch can be a fixed number of steps whatever the data set's size."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, length: int | None = None):
+        self.images, self.labels = images, labels
+        self.length = length or len(labels)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = index % len(self.labels)
+        return self.images[index], self.labels[index]
+
+
+def to_tensor(arrays: ImageArrays, image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bring one split to uint8 (N, channels, image_size, image_size)."""
+    images = torch.from_numpy(arrays.images).permute(0, 3, 1, 2).contiguous()
+    if images.shape[1] != channels:
+        if channels == 3:
+            images = images.expand(-1, 3, -1, -1)
+        else:  # ITU-R 601 luma, as PIL's convert("L")
+            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            images = (images.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
+    if images.shape[-2:] != (image_size, image_size):
+        resized = []
+        for chunk in images.split(4096):  # bounded memory for large sets
+            resized.append(F.interpolate(chunk.float(), size=(image_size, image_size), mode="bilinear",
+                                         antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8))
+        images = torch.cat(resized)
+    return images.contiguous(), torch.from_numpy(arrays.labels)
+
+
+class DomainAdaptationData(pl.LightningDataModule):
+    """Source and target data, aligned by class name and brought to one size and channel count.
+
+    Training yields `{"source": (images, labels), "target": (images, labels)}` each step, both as
+    uint8 tensors; the target labels are `UNLABELLED` unless the method asks for
+    `target_labels_per_class` labelled images per class (fine-tuning). Validation and test yield
+    the target test split (dataloader 0) and the source test split (dataloader 1).
+    """
+
+    eval_domains = ("target", "source")
+
+    def __init__(self, source: Domain, target: Domain, root: str = "data", cache_dir: str | None = None,
+                 download: bool = False, image_size: int = 28, channels: int = 1, batch_size: int = 64,
+                 eval_batch_size: int = 512, steps_per_epoch: int = 200, num_workers: int = 0,
+                 target_labels_per_class: int | None = None, label_seed: int = 0, use_target_train: bool = True):
+        super().__init__()
+        if batch_size <= 0 or steps_per_epoch <= 0:
+            raise LeptonError(f"data.batch_size and data.steps_per_epoch must be positive, got {batch_size} and {steps_per_epoch}")
+        self.source, self.target = source, target
+        self.root, self.cache_dir, self.download = Path(root).expanduser(), cache_dir, download
+        self.image_size, self.channels = image_size, channels
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.steps_per_epoch, self.num_workers = steps_per_epoch, num_workers
+        self.target_labels_per_class, self.label_seed = target_labels_per_class, label_seed
+        self.use_target_train = use_target_train
+        self.alignment: ClassAlignment | None = None
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def classes(self) -> list[str]:
+        self.setup()
+        return self.alignment.classes
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        raw = {f"{role}_{split}": domain.load(split, self.root, self.download, self.cache_dir)
+               for role, domain in (("source", self.source), ("target", self.target)) for split in ("train", "test")}
+        self.alignment = ClassAlignment.between(raw["source_train"].classes, raw["target_train"].classes,
+                                                self.source.name, self.target.name)
+        for key, arrays in raw.items():
+            arrays = self.alignment.apply(arrays)
+            if len(arrays) == 0:
+                raise LeptonError(f"{key.replace('_', ' ')} split of {getattr(self, key.split('_')[0]).name} has no images of the shared classes")
+            self.splits[key] = to_tensor(arrays, self.image_size, self.channels)
+        images, labels = self.splits["target_train"]
+        if self.target_labels_per_class:
+            keep = labelled_subset(labels, self.target_labels_per_class, self.label_seed)
+            self.splits["target_train"] = (images[keep], labels[keep])
+        else:
+            # Unsupervised adaptation: the labels never leave this module.
+            self.splits["target_train"] = (images, torch.full_like(labels, UNLABELLED))
+
+    def _train_loader(self, key: str) -> DataLoader:
+        images, labels = self.splits[key]
+        dataset = TensorImages(images, labels, length=self.steps_per_epoch * self.batch_size)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> dict[str, DataLoader]:
+        loaders = {"source": self._train_loader("source_train")}
+        if self.use_target_train:
+            loaders["target"] = self._train_loader("target_train")
+        return loaders
+
+    def _eval_loaders(self) -> list[DataLoader]:
+        return [DataLoader(TensorImages(*self.splits[f"{domain}_test"]), batch_size=self.eval_batch_size,
+                           num_workers=self.num_workers) for domain in self.eval_domains]
+
+    val_dataloader = _eval_loaders
+    test_dataloader = _eval_loaders
+
+
+def labelled_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Indices of exactly `per_class` labelled images of each class (all of a class if it has fewer)."""
+    generator = np.random.default_rng(seed)
+    labels_np = labels.numpy()
+    chosen = [generator.permutation(np.flatnonzero(labels_np == c))[:per_class] for c in np.unique(labels_np)]
+    return torch.from_numpy(np.sort(np.concatenate(chosen)))

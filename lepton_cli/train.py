@@ -1,0 +1,118 @@
+"""`lepton train`: compose the config → build data, model and trainer → fit → test → report.
+
+This module is the Hydra application; `lepton train ARGS` runs `python -m lepton_cli.train ARGS`
+so that Lightning's DDP launcher can restart the same module with the same arguments on each rank.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from lepton_cli.config import conf_dir, rewrite_overrides
+from lepton_cli.errors import LeptonError
+from lepton_cli.overrides import check_overrides
+
+log = logging.getLogger("lepton")
+
+
+def build_method(cfg: DictConfig, datamodule, **extra):
+    """The LightningModule of `cfg.method`, on the student backbone, with the shared augmentations."""
+    from hydra.utils import instantiate
+
+    augment = instantiate(cfg.augment)
+    return instantiate(cfg.method, backbone=instantiate(cfg.student), num_classes=len(datamodule.classes),
+                       class_names=datamodule.classes, weak_augment=augment.weak, strong_augment=augment.strong,
+                       **extra)
+
+
+def build_datamodule(cfg: DictConfig):
+    from hydra.utils import get_class, instantiate
+
+    method_class = get_class(cfg.method._target_)
+    return instantiate(cfg.data, source=instantiate(cfg.source), target=instantiate(cfg.target),
+                       target_labels_per_class=cfg.method.get("labels_per_class"),
+                       use_target_train=method_class.uses_target_train)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train and evaluate one experiment; returns the metrics written to `metrics.json`."""
+    import pytorch_lightning as pl
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from lepton_cli.reporting.tables import print_metrics
+
+    started = time.time()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if (run_dir / "metrics.json").exists():
+        raise LeptonError(f"{run_dir} already holds a finished run; choose a new hydra.run.dir (nothing was overwritten)")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = build_datamodule(cfg)
+    datamodule.setup()
+    log.info("%s → %s: %s", cfg.source.name, cfg.target.name, datamodule.alignment.describe())
+    method = build_method(cfg, datamodule)
+    method.run_config = OmegaConf.to_container(cfg, resolve=True)
+
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger) or False,
+                                      callbacks=list(instantiate(cfg.callbacks).values()))
+    if trainer.is_global_zero:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    trainer.fit(method, datamodule=datamodule)
+    # The last epoch's weights are tested: choosing an epoch by target test accuracy would leak labels.
+    trainer.test(method, datamodule=datamodule, verbose=False)
+
+    metrics = {**method.test_results, "classes": datamodule.classes, "alignment": datamodule.alignment.as_dict(),
+               "method": cfg.method.name, "source": cfg.source.name, "target": cfg.target.name, "seed": cfg.seed,
+               "steps": trainer.global_step, "wall_time_s": round(time.time() - started, 2)}
+    if trainer.is_global_zero:
+        write_json_atomically(run_dir / "metrics.json", metrics)
+        print_metrics(metrics, datamodule.classes, title=f"{cfg.source.name} → {cfg.target.name}, {cfg.method.name}")
+        log.info("run directory: %s", run_dir)
+    return metrics
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(tmp, path)
+
+
+@hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = run(cfg)
+    except LeptonError as error:
+        exit_with(error)
+    return metrics.get("target/acc")  # what an Optuna sweeper maximises
+
+
+def exit_with(error: LeptonError) -> None:
+    if os.environ.get("LEPTON_DEBUG") == "1":
+        raise error
+    print(f"lepton: error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
+
+
+def main() -> None:
+    args = rewrite_overrides(sys.argv[1:])
+    try:
+        check_overrides(args)
+    except LeptonError as error:
+        exit_with(error)
+    sys.argv = [sys.argv[0], *args]
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
