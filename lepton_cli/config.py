@@ -46,12 +46,15 @@ def rewrite_overrides(args: list[str]) -> list[str]:
 
 def group_options(group: str) -> dict[str, str]:
     """Options of a config group (a folder of conf/) with the one-line description each file
-    starts with. Files named `_x.yaml` hold shared settings and are not options."""
+    starts with. Files named `_x.yaml` hold shared settings and are not options. Files in
+    sub-folders are options too, named as Hydra names them: `office31/amazon.yaml` is
+    `source=office31/amazon`."""
     folder = conf_dir() / USER_GROUPS.get(group, group)
     options = {}
-    for path in sorted(folder.glob("*.yaml")):
-        if not path.stem.startswith("_"):
-            options[path.stem] = _description(path)
+    for path in sorted(folder.rglob("*.yaml")):
+        name = path.relative_to(folder).with_suffix("").as_posix()
+        if not any(part.startswith("_") for part in name.split("/")):
+            options[name] = _description(path)
     return options
 
 

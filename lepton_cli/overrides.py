@@ -43,19 +43,23 @@ def check_overrides(args: list[str]) -> None:
     except HydraException as error:
         raise LeptonError(f"could not read the overrides: {str(error).splitlines()[0]}; write them as key=value") from None
     for override in parsed:
-        group = _group_of(override.key_or_group)
+        # `source=x` arrives as `dataset@source=x`: key_or_group 'dataset', package 'source'.
+        group = _group_of(f"{override.key_or_group}@{override.package}" if override.package else override.key_or_group)
         if group and override.value() is not None and not override.is_delete():
             options = group_options(group)
             if override.value() not in options:
                 raise LeptonError(f"unknown {group} {override.value()!r}; choose one of: {', '.join(options)} "
                                   f"(`lepton list {group}` describes them)")
-    job_overrides = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    job = [(text, o) for text, o in zip(overrides, parsed) if not o.key_or_group.startswith(("hydra.", "hydra/"))]
+    choices = [text for text, o in job if _group_of(o.get_key_element().lstrip("+~")) or "/" in o.key_or_group]
+    values = [o for text, o in job if text not in choices]
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
-            composed = compose("config", overrides=job_overrides)
+            # Defaults of the chosen groups, before values are overridden: the types to check against.
+            _check_types(compose("config", overrides=choices), values)
+            compose("config", overrides=[text for text, _ in job])
         except HydraException as error:
             raise LeptonError(_one_line(error)) from None
-    _check_types(composed, [o for o in parsed if not o.key_or_group.startswith("hydra") and _group_of(o.key_or_group) is None])
 
 
 def _group_of(key: str) -> str | None:
@@ -73,7 +77,7 @@ def _one_line(error: Exception) -> str:
     return "; ".join(lines[:2])
 
 
-def _check_types(composed, overrides) -> None:
+def _check_types(defaults, overrides) -> None:
     """A number where a number is expected, a bool where a bool is (e.g. `method.lr=abc` fails here)."""
     from omegaconf import OmegaConf
 
@@ -81,7 +85,7 @@ def _check_types(composed, overrides) -> None:
         if override.is_delete() or override.is_add():
             continue
         key, value = override.key_or_group, override.value()
-        default = OmegaConf.select(composed, key, throw_on_missing=False)
+        default = OmegaConf.select(defaults, key, throw_on_missing=False)
         if isinstance(default, bool):
             ok = isinstance(value, bool)
             expected = "true or false"

@@ -19,15 +19,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from lepton_cli.config import conf_dir, rewrite_overrides
 from lepton_cli.errors import LeptonError
-from lepton_cli.overrides import check_overrides
+from lepton_cli.overrides import check_overrides, split_flags
 
 log = logging.getLogger("lepton")
 
 
 def build_method(cfg: DictConfig, datamodule, **extra):
-    """The LightningModule of `cfg.method`, on the student backbone, with the shared augmentations."""
-    from hydra.utils import instantiate
+    """The LightningModule of `cfg.method`, on the student backbone, with the shared augmentations
+    (and a frozen teacher for the methods that learn from one)."""
+    from hydra.utils import get_class, instantiate
 
+    if get_class(cfg.method._target_).needs_teacher(cfg.method):
+        from lepton_cli.teacher import build_teacher
+
+        extra["teacher"] = build_teacher(cfg, datamodule)
     augment = instantiate(cfg.augment)
     return instantiate(cfg.method, backbone=instantiate(cfg.student), num_classes=len(datamodule.classes),
                        class_names=datamodule.classes, weak_augment=augment.weak, strong_augment=augment.strong,
@@ -110,7 +115,9 @@ def main() -> None:
         check_overrides(args)
     except LeptonError as error:
         exit_with(error)
-    sys.argv = [sys.argv[0], *args]
+    # Hydra's argparse takes overrides only before its flags (`a=1 --cfg job`, not `--cfg job a=1`).
+    flags, overrides = split_flags(args)
+    sys.argv = [sys.argv[0], *overrides, *flags]
     hydra_main()
 
 

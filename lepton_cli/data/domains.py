@@ -2,7 +2,7 @@
 
 A domain is a small object built from `conf/dataset/<name>.yaml` with `hydra.utils.instantiate`;
 `load(split, root)` returns the split decoded to an `ImageArrays`. Decoding happens once: the
-result is cached on disk as a compressed `.npz` keyed by the domain's settings, written atomically.
+result is cached on disk as an `.npz` keyed by the domain's settings, written atomically.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ DIGIT_CLASSES = [str(d) for d in range(10)]
 class Domain:
     """A data set with a train and a test split. Subclasses implement `_decode`."""
 
+    #: whether `_decode` reads files under `data.root` (then the root is part of the cache key)
+    reads_files = False
+
     def __init__(self, name: str, rename_classes: dict[str, str] | None = None, cache: bool = True):
         self.name = name
         # Canonical class names make class matching across domains one generic mechanism
@@ -39,18 +42,22 @@ class Domain:
     def load(self, split: str, root: str | Path, download: bool = False, cache_dir: str | Path | None = None) -> ImageArrays:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        cache_file = self._cache_file(split, cache_dir) if self.cache and cache_dir else None
+        root = Path(root).expanduser()
+        cache_file = self._cache_file(split, cache_dir, root) if self.cache and cache_dir else None
         if cache_file is not None and cache_file.exists():
             arrays = _read_npz(cache_file)
         else:
-            arrays = self._decode(split, Path(root).expanduser(), download)
+            arrays = self._decode(split, root, download)
             if cache_file is not None:
                 _write_npz_atomically(cache_file, arrays)
         arrays.classes = [self.rename_classes.get(c, c) for c in arrays.classes]
         return arrays
 
-    def _cache_file(self, split: str, cache_dir: str | Path) -> Path:
-        digest = hashlib.sha1(json.dumps(self.cache_key(), sort_keys=True).encode()).hexdigest()[:12]
+    def _cache_file(self, split: str, cache_dir: str | Path, root: Path) -> Path:
+        key = self.cache_key()
+        if self.reads_files:  # another data.root holds other files: never reuse their decoding
+            key["root"] = str(root.resolve())
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
         return Path(cache_dir).expanduser() / f"{self.name}-{split}-{digest}.npz"
 
     def _decode(self, split: str, root: Path, download: bool) -> ImageArrays:
@@ -99,14 +106,17 @@ class SklearnDigits(Domain):
 
 
 class FileDomain(Domain):
-    """A data set read from its official files by one of `readers.READERS`."""
+    """A data set read from its official files by one of `readers.READERS`, under
+    `data.root/subdir` in the layout torchvision uses (so a torchvision data root works as is)."""
+
+    reads_files = True
 
     def __init__(self, name: str, reader: str, subdir: str = "", **kwargs):
         super().__init__(name, **kwargs)
         self.reader, self.subdir = reader, subdir
 
     def cache_key(self) -> dict:
-        return {**super().cache_key(), "reader": self.reader}
+        return {**super().cache_key(), "reader": self.reader, "subdir": self.subdir}
 
     def _decode(self, split: str, root: Path, download: bool) -> ImageArrays:
         from lepton_cli.data.readers import READERS
@@ -115,30 +125,54 @@ class FileDomain(Domain):
 
 
 class ImageFolderDomain(Domain):
-    """Any class-per-folder tree. Without a separate test folder, the whole tree is both the
-    (unlabelled) training data and the test set, the usual protocol for Office-31/Office-Home."""
+    """A class-per-folder tree of images, decoded to RGB at `image_size` (`data.image_size` then
+    resizes to the backbone's input).
+
+    `layout="plain"`: `path` (and optional `test_path`), absolute or relative to `data.root`.
+    `layout="office31"` / `"office_home"`: the Office-31 / Office-Home `domain` under `data.root`,
+    found by `readers.office31_path` / `readers.office_home_path`.
+
+    Without a separate test folder the whole tree is both the training data and the test set.
+    That is the usual protocol for Office-31 and Office-Home (Saenko et al. 2010; Venkateswara et
+    al. 2017), which have no official test split: as a target, all images are the unlabelled
+    training data and, with their labels, the test set; as a source, train and test are the same
+    labelled images.
+    """
+
+    reads_files = True
+    LAYOUTS = ("plain", "office31", "office_home")
 
     def __init__(self, name: str = "imagefolder", path: str | None = None, test_path: str | None = None,
-                 image_size: int = 224, on_corrupt: str = "skip", layout: str = "plain", **kwargs):
+                 image_size: int = 224, on_corrupt: str = "skip", layout: str = "plain", domain: str | None = None,
+                 **kwargs):
         super().__init__(name, **kwargs)
+        if layout not in self.LAYOUTS:
+            raise LeptonError(f"{name}: layout must be one of {', '.join(self.LAYOUTS)}, got {layout!r}")
         self.path, self.test_path, self.image_size = path, test_path, image_size
-        self.on_corrupt, self.layout = on_corrupt, layout
+        self.on_corrupt, self.layout, self.domain = on_corrupt, layout, domain
 
     def cache_key(self) -> dict:
-        return {**super().cache_key(), "path": self.path, "test_path": self.test_path, "image_size": self.image_size}
+        return {**super().cache_key(), "path": self.path, "test_path": self.test_path, "image_size": self.image_size,
+                "layout": self.layout, "domain": self.domain}
+
+    def folder(self, split: str, root: Path) -> Path:
+        """The class-per-folder directory that holds `split`."""
+        from lepton_cli.data import readers
+
+        if self.layout == "office31":
+            return readers.office31_path(root, self.domain)
+        if self.layout == "office_home":
+            return readers.office_home_path(root, self.domain)
+        if self.path is None:
+            raise LeptonError(f"data set {self.name} needs a folder: add source.path=/path/to/class_folders "
+                              "(or target.path=...), with one sub-folder of images per class")
+        folder = Path(self.test_path if split == "test" and self.test_path else self.path).expanduser()
+        return folder if folder.is_absolute() else root / folder
 
     def _decode(self, split: str, root: Path, download: bool) -> ImageArrays:
         from lepton_cli.data import readers
 
-        if self.path is None:
-            raise LeptonError(f"source/target {self.name} needs a folder: add {self.name}.path=/path/to/class_folders")
-        folder = self.test_path if split == "test" and self.test_path else self.path
-        folder = Path(folder).expanduser()
-        if not folder.is_absolute():
-            folder = root / folder
-        if self.layout == "office31":
-            folder = readers.office31_path(folder.parent, folder.name)
-        return readers.read_image_folder(folder, self.image_size, on_corrupt=self.on_corrupt)
+        return readers.read_image_folder(self.folder(split, root), self.image_size, on_corrupt=self.on_corrupt)
 
 
 def _read_npz(path: Path) -> ImageArrays:

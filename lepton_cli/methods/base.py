@@ -19,6 +19,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from lepton_cli.data.augment import BatchAugment
+from lepton_cli.errors import LeptonError
 from lepton_cli.models.heads import Classifier
 
 EVAL_DOMAINS = ("target", "source")  # the order of the evaluation dataloaders
@@ -41,6 +42,11 @@ class AdaptationMethod(pl.LightningModule):
     #: labelled target images per class the method may see (None: none, unsupervised)
     target_labels_per_class: int | None = None
 
+    @classmethod
+    def needs_teacher(cls, method_cfg) -> bool:
+        """Whether `train.py` must build a frozen teacher (passed to `__init__` as `teacher=`)."""
+        return False
+
     def __init__(self, backbone: nn.Module, num_classes: int, class_names: list[str] | None = None,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  scheduler: Callable[..., Any] | None = None, lr: float = 0.01, backbone_lr_mult: float = 1.0,
@@ -48,9 +54,8 @@ class AdaptationMethod(pl.LightningModule):
                  strong_augment: nn.Module | None = None, lr_scaling: str = "none", name: str | None = None):
         super().__init__()
         if lr <= 0:
-            from lepton_cli.errors import LeptonError
             raise LeptonError(f"method.lr must be positive, got {lr}")
-        self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler", "weak_augment", "strong_augment"])
+        self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler", "weak_augment", "strong_augment", "teacher"])
         self.model = Classifier(backbone, num_classes, bottleneck_dim)
         self.augment = nn.ModuleDict({"weak": weak_augment or BatchAugment(), "strong": strong_augment or BatchAugment()})
         self.optimizer_factory = optimizer or torch.optim.SGD
@@ -58,6 +63,11 @@ class AdaptationMethod(pl.LightningModule):
         self.class_names = list(class_names or range(num_classes))
         self.eval_metrics = nn.ModuleDict({domain: classification_metrics(num_classes) for domain in EVAL_DOMAINS})
         self.test_results: dict[str, float | list[float]] = {}
+        self.run_config: dict | None = None  # the resolved experiment config, saved in checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.run_config is not None:
+            checkpoint["lepton_config"] = self.run_config
 
     # ---- the pieces a method's training step uses -------------------------------------------
     def view(self, images: torch.Tensor, kind: str = "weak") -> torch.Tensor:

@@ -1,0 +1,93 @@
+"""The DataModule: aligned, harmonised tensors; source and target batches drawn together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lepton_cli.data.arrays import ImageArrays
+from lepton_cli.data.datamodule import UNLABELLED, DomainAdaptationData, labelled_subset, to_tensor
+from lepton_cli.data.domains import Domain, SklearnDigits, SynthDigits
+from lepton_cli.errors import LeptonError
+
+
+class ArrayDomain(Domain):
+    """A domain over arrays given in memory."""
+
+    def __init__(self, name, classes, size=8, channels=1, count=40):
+        super().__init__(name, cache=False)
+        rng = np.random.default_rng(0)
+        self.arrays = ImageArrays(rng.integers(0, 255, (count, size, size, channels), dtype=np.uint8),
+                                  np.arange(count) % len(classes), list(classes))
+
+    def _decode(self, split, root, download):
+        return self.arrays
+
+
+def make_data(source, target, **kwargs):
+    data = DomainAdaptationData(source, target, root="/nonexistent", image_size=16, channels=1, batch_size=4,
+                                steps_per_epoch=5, **kwargs)
+    data.setup()
+    return data
+
+
+def test_batches_come_together_and_epoch_is_steps_long():
+    data = make_data(ArrayDomain("a", "0123", count=40), ArrayDomain("b", "0123", count=7))
+    loaders = data.train_dataloader()
+    assert set(loaders) == {"source", "target"}
+    assert len(loaders["source"]) == len(loaders["target"]) == 5  # the smaller set is repeated
+    images, labels = next(iter(loaders["target"]))
+    assert images.dtype == torch.uint8 and images.shape == (4, 1, 16, 16)
+    assert (labels == UNLABELLED).all()  # unsupervised: target training labels never leave the DataModule
+
+
+def test_classes_aligned_by_name_and_renumbered():
+    data = make_data(ArrayDomain("a", ["cat", "dog", "frog"]), ArrayDomain("b", ["Dog", "monkey", "cat"]))
+    assert data.classes == ["cat", "dog"]
+    assert data.alignment.dropped_source == ["frog"] and data.alignment.dropped_target == ["monkey"]
+    for key in ("source_test", "target_test"):
+        assert set(data.splits[key][1].tolist()) == {0, 1}
+
+
+def test_no_shared_class_is_a_clear_error():
+    with pytest.raises(LeptonError, match="no class in common"):
+        make_data(ArrayDomain("a", ["cat"]), ArrayDomain("b", ["car"]))
+
+
+def test_labelled_subset_has_exactly_k_per_class():
+    labels = torch.tensor([0] * 30 + [1] * 5 + [2] * 20)
+    chosen = labels[labelled_subset(labels, 10, seed=0)]
+    assert torch.bincount(chosen).tolist() == [10, 5, 10]
+
+
+def test_to_tensor_harmonises_channels_and_size():
+    rgb = ImageArrays(np.full((2, 8, 8, 3), [255, 0, 0], dtype=np.uint8), np.array([0, 1]), ["x", "y"])
+    grey, _ = to_tensor(rgb, image_size=16, channels=1)
+    assert grey.shape == (2, 1, 16, 16) and int(grey[0, 0, 8, 8]) == 76  # ITU-R 601 luma of pure red
+    colour, _ = to_tensor(ImageArrays(grey.permute(0, 2, 3, 1).numpy(), np.array([0, 1]), ["x", "y"]), 16, 3)
+    assert colour.shape == (2, 3, 16, 16) and torch.equal(colour[:, 0], colour[:, 2])
+
+
+def test_synth_digits_are_deterministic_and_cached(tmp_path):
+    domain = SynthDigits(train_size=50, test_size=20, seed=5)
+    first = domain.load("train", tmp_path, cache_dir=tmp_path)
+    cached = list(tmp_path.glob("synth_digits-train-*.npz"))
+    assert len(cached) == 1
+    again = SynthDigits(train_size=50, test_size=20, seed=5).load("train", tmp_path, cache_dir=tmp_path)
+    assert np.array_equal(first.images, again.images) and np.array_equal(first.labels, again.labels)
+    fresh = SynthDigits(train_size=50, test_size=20, seed=5).load("train", tmp_path, cache_dir=None)
+    assert np.array_equal(first.images, fresh.images)  # the cache holds exactly what rendering gives
+    test = domain.load("test", tmp_path, cache_dir=tmp_path)
+    assert len(test) == 20 and not np.array_equal(first.images[:20], test.images)
+    assert sorted(np.bincount(first.labels).tolist()) == [5] * 10  # balanced classes
+
+
+def test_sklearn_digits_split_is_fixed_and_disjoint(tmp_path):
+    train = SklearnDigits().load("train", tmp_path)
+    test = SklearnDigits().load("test", tmp_path)
+    assert len(train) + len(test) == 1797
+    assert len(test) == round(1797 * 0.3)
+    assert train.images.max() == 255 and train.images.shape[1:] == (8, 8, 1)
+    rows = {row.tobytes() for row in train.images}
+    assert sum(row.tobytes() in rows for row in test.images) < 5  # (a few digits are pixel-identical)
