@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, group_options
+from lepton_cli.config import USER_GROUPS, group_options
 
 USAGE = """\
 usage: lepton COMMAND [OVERRIDES...]
@@ -19,6 +19,9 @@ Cross-domain learning experiments from config: train on a labelled source domain
 commands:
   train [OVERRIDES...]   run one experiment        lepton train source=cifar10 target=stl10 method=distill
   list [GROUP]           list config options       lepton list method
+  sweep [OVERRIDES...]   grid/search + leaderboard lepton sweep method=source_only,dann seed=0,1,2
+  eval checkpoint=PATH   evaluate a saved model    lepton eval checkpoint=runs/<run>/checkpoints/last.ckpt target=mnist
+  report DIR             pictures + report.md      lepton report runs/<run>   (or a sweep directory)
 
 Overrides are Hydra's: `group=option` picks a config file, `key=value` sets a value
 (`method.lr=1e-3`), `+key=value` adds one, `--cfg job` prints the composed config without running.
@@ -80,9 +83,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         # Exec the Hydra app as a module so Lightning's DDP launcher can restart it on each rank.
         os.execv(sys.executable, [sys.executable, "-m", "lepton_cli.train", *rest])
+    if command == "sweep":
+        from lepton_cli.sweep import main as sweep_main  # imports no torch: runs are subprocesses
+
+        return sweep_main(rest)
     if command == "list":
         return list_command(rest)
-    print(f"lepton: error: unknown command {command!r}; choose one of: train, list (see lepton --help)", file=sys.stderr)
+    if command == "eval":
+        from lepton_cli.evaluate import main as eval_main  # torch is imported inside, after --help
+
+        return eval_main(rest)
+    if command == "report":
+        from lepton_cli.reporting.report import main as report_main
+
+        return report_main(rest)
+    print(f"lepton: error: unknown command {command!r}; choose one of: train, sweep, list, eval, report (see lepton --help)", file=sys.stderr)
     return 2
 
 

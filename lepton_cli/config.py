@@ -26,6 +26,8 @@ USER_GROUPS = {
     "logger": "logger",
     "augment": "augment",
     "callbacks": "callbacks",
+    "selection": "selection",
+    "sweep": "sweep",
 }
 _ALIAS_PATTERN = re.compile(r"^([~+]{0,2})(" + "|".join(GROUP_ALIASES) + r")(=|$)")
 

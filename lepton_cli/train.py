@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from lepton_cli.config import conf_dir, rewrite_overrides
+from lepton_cli.distributed import launcher_overrides
 from lepton_cli.errors import LeptonError
 from lepton_cli.overrides import check_overrides, split_flags
 
@@ -54,12 +54,15 @@ def run(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from lepton_cli import safety
+    from lepton_cli.distributed import log_scale, prepare_trainer_config
     from lepton_cli.reporting.tables import print_metrics
 
     started = time.time()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if (run_dir / "metrics.json").exists():
-        raise LeptonError(f"{run_dir} already holds a finished run; choose a new hydra.run.dir (nothing was overwritten)")
+    resume = cfg.get("resume")
+    safety.check_run_dir(run_dir, resuming=bool(resume))
+    safety.validate(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg)
@@ -68,37 +71,61 @@ def run(cfg: DictConfig) -> dict:
     method = build_method(cfg, datamodule)
     method.run_config = OmegaConf.to_container(cfg, resolve=True)
 
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger) or False,
-                                      callbacks=list(instantiate(cfg.callbacks).values()))
+    from lepton_cli.callbacks import ReportCallback, SelectionCallback
+
+    # The validator's score drives the checkpoint callback's monitor (conf/callbacks/default.yaml).
+    selection = SelectionCallback(instantiate(cfg.selection))
+    callbacks = [*instantiate(cfg.callbacks).values(), selection, *safety.safety_callbacks(run_dir)]
+    if cfg.get("report", False):
+        callbacks.append(ReportCallback(run_dir / "report"))
+    prepare_trainer_config(cfg)
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger) or False, callbacks=callbacks,
+                                      plugins=[safety.atomic_checkpoint_io()])
+    log_scale(trainer, cfg, datamodule)
     if trainer.is_global_zero:
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    trainer.fit(method, datamodule=datamodule)
+        safety.write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    # resume=DIR: continue from DIR's last checkpoint (weights, optimiser, loop position, random state)
+    ckpt_path = str(safety.last_checkpoint(Path(resume).expanduser().resolve())) if resume else None
+    trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
     # The last epoch's weights are tested: choosing an epoch by target test accuracy would leak labels.
     trainer.test(method, datamodule=datamodule, verbose=False)
 
     metrics = {**method.test_results, "classes": datamodule.classes, "alignment": datamodule.alignment.as_dict(),
                "method": cfg.method.name, "source": cfg.source.name, "target": cfg.target.name, "seed": cfg.seed,
-               "steps": trainer.global_step, "wall_time_s": round(time.time() - started, 2)}
+               "steps": trainer.global_step, "wall_time_s": round(time.time() - started, 2),
+               **selection.summary()}  # the validator's pick (and the oracle's) beside the last weights' numbers
     if trainer.is_global_zero:
         write_json_atomically(run_dir / "metrics.json", metrics)
+        if cfg.get("report", False):
+            from lepton_cli.reporting.report import write_run_report
+
+            write_run_report(run_dir)
         print_metrics(metrics, datamodule.classes, title=f"{cfg.source.name} → {cfg.target.name}, {cfg.method.name}")
         log.info("run directory: %s", run_dir)
     return metrics
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, path)
+    from lepton_cli.safety import write_atomically
+
+    write_atomically(path, json.dumps(data, indent=2))
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
+    from hydra.errors import InstantiationException
+
     try:
         metrics = run(cfg)
     except LeptonError as error:
         exit_with(error)
+    except InstantiationException as error:  # a LeptonError raised in a constructor Hydra called
+        from lepton_cli.safety import unwrap_instantiation_error
+
+        cause = unwrap_instantiation_error(error)
+        if cause is None:
+            raise
+        exit_with(cause)
     return metrics.get("target/acc")  # what an Optuna sweeper maximises
 
 
@@ -110,13 +137,17 @@ def exit_with(error: LeptonError) -> None:
 
 
 def main() -> None:
+    from lepton_cli.safety import prepare_args
+
     args = rewrite_overrides(sys.argv[1:])
     try:
+        args = prepare_args(args)  # resume=DIR → its overrides + hydra.run.dir=DIR; unusable run dirs
         check_overrides(args)
     except LeptonError as error:
         exit_with(error)
     # Hydra's argparse takes overrides only before its flags (`a=1 --cfg job`, not `--cfg job a=1`).
     flags, overrides = split_flags(args)
+    overrides += launcher_overrides(overrides)  # torchrun/srun ranks: one run directory for all
     sys.argv = [sys.argv[0], *overrides, *flags]
     hydra_main()
 

@@ -11,7 +11,7 @@ def run_cli(*args: str, cwd=None, env: dict | None = None, timeout: int = 300) -
     environment = {**os.environ, **(env or {})}
     environment.pop("LEPTON_DEBUG", None)
     environment.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "lepton_cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lepton_cli", *args], capture_output=True, text=True, check=False,
                           cwd=cwd, env=environment, timeout=timeout)
 
 

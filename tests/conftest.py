@@ -15,7 +15,7 @@ import pytest
 TINY = [
     "source.train_size=300", "source.test_size=100",
     "data.batch_size=16", "data.eval_batch_size=128", "data.steps_per_epoch=4",
-    "trainer.max_epochs=1", "logger=none",
+    "trainer.max_epochs=1", "logger=none", "report=false",
 ]
 
 

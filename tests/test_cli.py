@@ -15,7 +15,7 @@ def test_help_does_not_import_torch():
     code = ("import sys; from lepton_cli.cli import main; main(['--help']); main(['train', '--help']); "
             "main(['list']); assert 'torch' not in sys.modules, 'torch imported'; "
             "assert 'pytorch_lightning' not in sys.modules")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "usage: lepton COMMAND" in result.stdout and "usage: lepton train" in result.stdout
 

@@ -78,7 +78,7 @@ class BatchAugment(nn.Module):
     def _cutout(self, x: torch.Tensor) -> torch.Tensor:
         """Zero one square of side `cutout * size` at a random place in each image."""
         batch, _, height, width = x.shape
-        side = max(1, int(round(self.cutout * min(height, width))))
+        side = max(1, round(self.cutout * min(height, width)))
         top = torch.randint(0, height - side + 1, (batch, 1, 1), device=x.device)
         left = torch.randint(0, width - side + 1, (batch, 1, 1), device=x.device)
         rows = torch.arange(height, device=x.device).view(1, height, 1)

@@ -58,7 +58,10 @@ class DomainAdaptationData(pl.LightningDataModule):
     Training yields `{"source": (images, labels), "target": (images, labels)}` each step, both as
     uint8 tensors; the target labels are `UNLABELLED` unless the method asks for
     `target_labels_per_class` labelled images per class (fine-tuning). Validation and test yield
-    the target test split (dataloader 0) and the source test split (dataloader 1).
+    the target test split (dataloader 0) and the source test split (dataloader 1); validation adds
+    a held-out source validation split (dataloader 2, `source_val_fraction` of source train, carved
+    with a fixed seed and never trained on) for model selection without target labels.
+    `splits` holds each split as loaded; the training loader skips the `source_val` images.
     """
 
     eval_domains = ("target", "source")
@@ -66,7 +69,8 @@ class DomainAdaptationData(pl.LightningDataModule):
     def __init__(self, source: Domain, target: Domain, root: str = "data", cache_dir: str | None = None,
                  download: bool = False, image_size: int = 28, channels: int = 1, batch_size: int = 64,
                  eval_batch_size: int = 512, steps_per_epoch: int = 200, num_workers: int = 0,
-                 target_labels_per_class: int | None = None, label_seed: int = 0, use_target_train: bool = True):
+                 target_labels_per_class: int | None = None, label_seed: int = 0, use_target_train: bool = True,
+                 source_val_fraction: float = 0.0, source_val_seed: int = 0):
         super().__init__()
         if batch_size <= 0 or steps_per_epoch <= 0:
             raise LeptonError(f"data.batch_size and data.steps_per_epoch must be positive, got {batch_size} and {steps_per_epoch}")
@@ -77,6 +81,10 @@ class DomainAdaptationData(pl.LightningDataModule):
         self.steps_per_epoch, self.num_workers = steps_per_epoch, num_workers
         self.target_labels_per_class, self.label_seed = target_labels_per_class, label_seed
         self.use_target_train = use_target_train
+        if not 0.0 <= source_val_fraction < 1.0:
+            raise LeptonError(f"data.source_val_fraction must be in [0, 1), got {source_val_fraction}")
+        self.source_val_fraction, self.source_val_seed = source_val_fraction, source_val_seed
+        self.train_indices: dict[str, torch.Tensor] = {}  # images of a split the training loader may use
         self.alignment: ClassAlignment | None = None
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -104,9 +112,21 @@ class DomainAdaptationData(pl.LightningDataModule):
         else:
             # Unsupervised adaptation: the labels never leave this module.
             self.splits["target_train"] = (images, torch.full_like(labels, UNLABELLED))
+        if self.source_val_fraction > 0:
+            images, labels = self.splits["source_train"]
+            order = torch.from_numpy(np.random.default_rng(self.source_val_seed).permutation(len(labels)))
+            held_out = max(1, round(self.source_val_fraction * len(labels)))
+            if held_out >= len(labels):
+                raise LeptonError(f"source train of {self.source.name} has {len(labels)} images: too few to hold out "
+                                  f"data.source_val_fraction={self.source_val_fraction}; lower it or set it to 0")
+            val, keep = order[:held_out].sort().values, order[held_out:].sort().values
+            self.splits["source_val"] = (images[val], labels[val])
+            self.train_indices["source_train"] = keep
 
     def _train_loader(self, key: str) -> DataLoader:
         images, labels = self.splits[key]
+        if key in self.train_indices:
+            images, labels = images[self.train_indices[key]], labels[self.train_indices[key]]
         dataset = TensorImages(images, labels, length=self.steps_per_epoch * self.batch_size)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
@@ -117,12 +137,22 @@ class DomainAdaptationData(pl.LightningDataModule):
             loaders["target"] = self._train_loader("target_train")
         return loaders
 
-    def _eval_loaders(self) -> list[DataLoader]:
-        return [DataLoader(TensorImages(*self.splits[f"{domain}_test"]), batch_size=self.eval_batch_size,
-                           num_workers=self.num_workers) for domain in self.eval_domains]
+    def _eval_loader(self, split: str) -> DataLoader:
+        from lepton_cli.distributed import eval_sampler
 
-    val_dataloader = _eval_loaders
-    test_dataloader = _eval_loaders
+        dataset = TensorImages(*self.splits[split])
+        # Under DDP: each image on exactly one rank, so synchronised metrics equal one process's.
+        return DataLoader(dataset, batch_size=self.eval_batch_size, num_workers=self.num_workers,
+                          sampler=eval_sampler(dataset, self.trainer))
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._eval_loader(f"{domain}_test") for domain in self.eval_domains]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        loaders = self.test_dataloader()
+        if "source_val" in self.splits:
+            loaders.append(self._eval_loader("source_val"))
+        return loaders
 
 
 def labelled_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:

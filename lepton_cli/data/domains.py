@@ -44,9 +44,8 @@ class Domain:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(root).expanduser()
         cache_file = self._cache_file(split, cache_dir, root) if self.cache and cache_dir else None
-        if cache_file is not None and cache_file.exists():
-            arrays = _read_npz(cache_file)
-        else:
+        arrays = _read_npz(cache_file) if cache_file is not None and cache_file.exists() else None
+        if arrays is None:
             arrays = self._decode(split, root, download)
             if cache_file is not None:
                 _write_npz_atomically(cache_file, arrays)
@@ -100,7 +99,7 @@ class SklearnDigits(Domain):
         digits = load_digits()
         images = np.round(digits.images * (255 / 16)).astype(np.uint8)[..., None]
         order = np.random.default_rng(self.split_seed).permutation(len(images))
-        n_test = int(round(len(images) * self.test_fraction))
+        n_test = round(len(images) * self.test_fraction)
         index = order[:n_test] if split == "test" else order[n_test:]
         return ImageArrays(images[index], digits.target[index], list(DIGIT_CLASSES))
 
@@ -175,9 +174,17 @@ class ImageFolderDomain(Domain):
         return readers.read_image_folder(self.folder(split, root), self.image_size, on_corrupt=self.on_corrupt)
 
 
-def _read_npz(path: Path) -> ImageArrays:
-    with np.load(path, allow_pickle=False) as data:
-        return ImageArrays(data["images"], data["labels"], [str(c) for c in data["classes"]])
+def _read_npz(path: Path) -> ImageArrays | None:
+    """The cached arrays, or None (with a warning) when the file is truncated or otherwise
+    unreadable: it is then decoded again and rewritten. Never unpickles (allow_pickle=False)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return ImageArrays(data["images"], data["labels"], [str(c) for c in data["classes"]])
+    except Exception as error:  # noqa: BLE001 - a broken cache is rebuilt, whatever broke it
+        import warnings
+
+        warnings.warn(f"data cache {path} is unreadable ({type(error).__name__}); decoding the data again", stacklevel=3)
+        return None
 
 
 def _write_npz_atomically(path: Path, arrays: ImageArrays) -> None:

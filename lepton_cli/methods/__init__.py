@@ -1,6 +1,13 @@
 """Adaptation methods, each a LightningModule over `AdaptationMethod`."""
 
 from lepton_cli.methods.base import AdaptationMethod
+from lepton_cli.methods.cdan import CDAN
+from lepton_cli.methods.dann import DANN
+from lepton_cli.methods.distill import Distill
+from lepton_cli.methods.finetune import FineTune
+from lepton_cli.methods.mcc import MCC
+from lepton_cli.methods.pseudo_label import PseudoLabel
 from lepton_cli.methods.source_only import SourceOnly
+from lepton_cli.methods.vada import VADA
 
-__all__ = ["AdaptationMethod", "SourceOnly"]
+__all__ = ["CDAN", "DANN", "MCC", "VADA", "AdaptationMethod", "Distill", "FineTune", "PseudoLabel", "SourceOnly"]

@@ -22,7 +22,7 @@ from lepton_cli.data.augment import BatchAugment
 from lepton_cli.errors import LeptonError
 from lepton_cli.models.heads import Classifier
 
-EVAL_DOMAINS = ("target", "source")  # the order of the evaluation dataloaders
+EVAL_DOMAINS = ("target", "source", "source_val")  # the order of the evaluation dataloaders (test: the first two)
 
 
 def classification_metrics(num_classes: int) -> MetricCollection:
@@ -32,6 +32,16 @@ def classification_metrics(num_classes: int) -> MetricCollection:
         "f1_macro": MulticlassF1Score(num_classes, average="macro"),
         "per_class_acc": MulticlassAccuracy(num_classes, average=None),
     })
+
+
+def plain_hyperparameters(hparams: dict) -> None:
+    """Hydra hands lists and dicts over as ListConfig/DictConfig; store them as plain containers so
+    that checkpoints load with `torch.load(weights_only=True)` (`lepton eval`)."""
+    from omegaconf import Container, OmegaConf
+
+    for key, value in list(hparams.items()):
+        if isinstance(value, Container):
+            hparams[key] = OmegaConf.to_container(value, resolve=True)
 
 
 class AdaptationMethod(pl.LightningModule):
@@ -56,6 +66,7 @@ class AdaptationMethod(pl.LightningModule):
         if lr <= 0:
             raise LeptonError(f"method.lr must be positive, got {lr}")
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler", "weak_augment", "strong_augment", "teacher"])
+        plain_hyperparameters(self.hparams)
         self.model = Classifier(backbone, num_classes, bottleneck_dim)
         self.augment = nn.ModuleDict({"weak": weak_augment or BatchAugment(), "strong": strong_augment or BatchAugment()})
         self.optimizer_factory = optimizer or torch.optim.SGD
@@ -94,17 +105,23 @@ class AdaptationMethod(pl.LightningModule):
         # batch_size only matters for epoch averages, which these per-step values do not use.
         self.log_dict({f"train/{name}": value.detach() for name, value in losses.items()}, on_step=True,
                       on_epoch=False, batch_size=1)
+        self.last_losses = {name: value.detach() for name, value in losses.items()}  # read by the NaN guard
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         raise NotImplementedError
 
     # ---- evaluation ---------------------------------------------------------------------------
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> None:
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         images, labels = batch
-        self.eval_metrics[EVAL_DOMAINS[dataloader_idx]].update(self(images), labels)
+        if images.dtype == torch.uint8:
+            images = self.augment["weak"].normalize(images)
+        logits, features = self.model(images)
+        self.eval_metrics[EVAL_DOMAINS[dataloader_idx]].update(logits, labels)
+        return {"logits": logits.detach(), "features": features.detach(), "labels": labels}
 
-    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, dataloader_idx)
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        # The outputs feed the model-selection callback (lepton_cli/callbacks.py).
+        return self._eval_step(batch, dataloader_idx)
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, dataloader_idx)
@@ -123,6 +140,13 @@ class AdaptationMethod(pl.LightningModule):
         results = self._compute_eval()
         self.log_dict({k: v for k, v in results.items() if isinstance(v, float)}, sync_dist=True)
         return results
+
+    def on_validation_epoch_start(self) -> None:
+        from lepton_cli.distributed import broadcast_buffers_from_rank_zero
+
+        broadcast_buffers_from_rank_zero(self)  # DDP: all ranks evaluate the weights rank 0 checkpoints
+
+    on_test_epoch_start = on_validation_epoch_start
 
     def on_validation_epoch_end(self) -> None:
         self._log_eval()

@@ -66,7 +66,7 @@ def load_backbone_weights(model: nn.Module, checkpoint: str | Path) -> None:
     state = state.get("state_dict", state)
     # Lepton checkpoints prefix the feature extractor's weights with "backbone."
     prefixed = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    missing, unexpected = model.load_state_dict(prefixed or state, strict=False)
+    missing, _ = model.load_state_dict(prefixed or state, strict=False)
     if missing:
         raise LeptonError(f"checkpoint {path} does not fit this backbone ({len(missing)} missing weights, e.g. {missing[0]}); "
                           "check that teacher/student name the architecture the checkpoint was trained with")

@@ -1,0 +1,143 @@
+"""Several processes, one experiment: what DDP needs beyond `trainer=ddp`.
+
+Three ways to start the ranks, one run directory each time:
+
+- `lepton train trainer=ddp trainer.devices=N`: Lightning starts ranks 1..N-1 itself and passes
+  them rank 0's `hydra.run.dir`;
+- `torchrun --nproc-per-node N -m lepton_cli train trainer=ddp trainer.devices=N ...` and
+  `srun --ntasks-per-node=N lepton train trainer=ddp trainer.devices=N trainer.num_nodes=M ...`:
+  every rank composes the config itself, so `${now:...}` in the default run directory could differ
+  by a second between ranks (Hydra #2070). `launcher_overrides` pins it to a name every rank
+  derives alike from the launch: `runs/<launch id>_<run name>`, the launch id being torchrun's
+  `--rdzv-id` (`TORCHELASTIC_RUN_ID`; `torchrun-<agent pid>` when it is left at "none") or
+  `slurm-<job id>.<step id>`. An explicit `hydra.run.dir=` wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+
+log = logging.getLogger("lepton")
+
+
+def launch_id(env: Mapping[str, str] | None = None) -> str | None:
+    """A name shared by all ranks of a torchrun or srun launch; None when this process was not
+    started by one (a plain `lepton train`, or a rank Lightning started itself)."""
+    env = os.environ if env is None else env
+    if "TORCHELASTIC_RUN_ID" in env:
+        run_id = env["TORCHELASTIC_RUN_ID"]
+        # torchrun's default --rdzv-id is "none"; the ranks of one node share the agent as parent.
+        return f"torchrun-{os.getppid()}" if run_id in ("", "none") else f"torchrun-{run_id}"
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_ID" in env and "SLURM_JOB_ID" in env:
+        return f"slurm-{env['SLURM_JOB_ID']}.{env['SLURM_STEP_ID']}"
+    return None
+
+
+def launcher_rank(env: Mapping[str, str] | None = None) -> int:
+    """The global rank a torchrun or srun launch gave this process (0 otherwise)."""
+    env = os.environ if env is None else env
+    if "TORCHELASTIC_RUN_ID" in env:
+        return int(env.get("RANK", 0))
+    if launch_id(env) is not None:
+        return int(env.get("SLURM_PROCID", 0))
+    return 0
+
+
+def launcher_overrides(overrides: list[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """Hydra overrides that make all ranks of a torchrun/srun launch share one run directory, with
+    Hydra's own files (`.hydra/`, `train.log`) written by rank 0 only; [] outside such a launch."""
+    run_id = launch_id(env)
+    if run_id is None:
+        return []
+    extra = []
+    if not any(o.lstrip("+~").startswith("hydra.run.dir=") for o in overrides):
+        extra.append(f"hydra.run.dir=runs/{run_id}_${{run_name}}")
+    if not any(o.lstrip("+~").startswith("hydra.sweep.dir=") for o in overrides):
+        extra.append(f"hydra.sweep.dir=runs/sweeps/{run_id}")
+    rank = launcher_rank(env)
+    if rank > 0:  # as Lightning does for the ranks it starts: no .hydra/ copy, a log file of its own
+        extra += ["hydra.output_subdir=null", f"hydra.job.name=train_rank{rank}"]
+    return extra
+
+
+def prepare_trainer_config(cfg) -> None:
+    """Adjust `cfg.trainer` (in place) for what the hardware can do: SyncBatchNorm needs CUDA, so
+    `sync_batchnorm` is turned off (with a note) for CPU runs, where torch refuses it."""
+    from omegaconf import open_dict
+
+    trainer = cfg.trainer
+    if not trainer.get("sync_batchnorm"):
+        return
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator == "cpu" or (accelerator == "auto" and not _cuda_available()):
+        with open_dict(trainer):
+            trainer.sync_batchnorm = False
+        log.info("trainer.sync_batchnorm=true needs GPUs; off for this CPU run (each rank keeps its own batch statistics)")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def describe_scale(batch_size: int, world_size: int, lr: float, lr_scaling: str, domains: int = 2) -> str:
+    """The line stating the effective batch and learning rate, e.g. `per-rank batch 64 × 2 ranks =
+    128 images per step per domain; lr 0.01 (lr_scaling=none)`."""
+    effective_lr = lr * world_size if lr_scaling == "linear" else lr
+    per = " per domain" if domains > 1 else ""
+    rank_word = "rank" if world_size == 1 else "ranks"
+    lr_text = f"lr {effective_lr:g} (lr_scaling={lr_scaling}"
+    lr_text += f": {lr:g} × {world_size})" if lr_scaling == "linear" else ")"
+    return f"per-rank batch {batch_size} × {world_size} {rank_word} = {batch_size * world_size} images per step{per}; {lr_text}"
+
+
+def log_scale(trainer, cfg, datamodule) -> None:
+    """Log the effective batch, learning rate and steps per epoch once, on rank 0."""
+    if not trainer.is_global_zero:
+        return
+    world_size = trainer.world_size
+    domains = 2 if getattr(datamodule, "use_target_train", True) else 1
+    log.info(describe_scale(cfg.data.batch_size, world_size, cfg.method.lr, cfg.method.get("lr_scaling", "none"), domains))
+    if world_size > 1:
+        steps = math.ceil(cfg.data.steps_per_epoch * cfg.data.batch_size / world_size) // cfg.data.batch_size
+        log.info("%d ranks share each epoch of data.steps_per_epoch=%d batches: %d steps per epoch on each rank",
+                 world_size, cfg.data.steps_per_epoch, steps)
+
+
+def eval_sampler(dataset, trainer):
+    """A sampler that shards an evaluation set across ranks without repeating images, so that the
+    synchronised metrics count each test image exactly once; None on one process (Lightning then
+    keeps the loader as it is)."""
+    if trainer is None or trainer.world_size <= 1:
+        return None
+    from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
+
+
+def all_gather_uneven(pl_module, tensor):
+    """Concatenate a tensor from all ranks along dim 0 when ranks hold different numbers of rows
+    (the unrepeated evaluation sampler gives some ranks one image fewer); `all_gather` alone needs
+    equal shapes and breaks the collective otherwise."""
+    import torch
+    from lightning_fabric.utilities.distributed import _gather_all_tensors
+
+    if pl_module.trainer.world_size <= 1:
+        return tensor
+    return torch.cat(_gather_all_tensors(tensor))  # pads to the largest, gathers, trims
+
+
+def broadcast_buffers_from_rank_zero(module) -> None:
+    """Give every rank rank 0's buffers (batch-norm running statistics) before evaluating: without
+    SyncBatchNorm (CPU) each rank's last training forward updates its own copy, so the ranks would
+    evaluate slightly different models, none of them quite the one rank 0 saves in the checkpoint."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)

@@ -1,0 +1,51 @@
+"""Knowledge distillation across domains (Hinton, Vinyals & Dean, "Distilling the Knowledge in a
+Neural Network", 2015)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lepton_cli.errors import LeptonError
+from lepton_cli.losses.distillation import kd_loss
+from lepton_cli.methods.base import AdaptationMethod
+
+
+class Distill(AdaptationMethod):
+    """A frozen teacher's temperature-softened predictions on target (and, with
+    `distill_source`, source) images train the student, next to cross-entropy on labelled source:
+
+        loss = CE(student(x_s), y_s) + α · T² · KL(softmax(teacher(x)/T) || softmax(student(x)/T))
+
+    Teacher and student may be different architectures; both see the same weakly augmented view.
+    Target labels are never read.
+    """
+
+    @classmethod
+    def needs_teacher(cls, method_cfg) -> bool:
+        return True
+
+    def __init__(self, backbone: nn.Module, num_classes: int, teacher: nn.Module | None = None,
+                 temperature: float = 4.0, alpha: float = 0.9, distill_source: bool = False,
+                 teacher_epochs: int = 5, **kwargs):
+        super().__init__(backbone, num_classes, **kwargs)
+        if teacher is None:
+            raise LeptonError("Distill needs a frozen teacher: pass teacher=lepton_cli.teacher.build_teacher(cfg, datamodule) "
+                              "(lepton train builds it)")
+        if temperature <= 0 or alpha < 0:
+            raise LeptonError(f"method.temperature must be positive and method.alpha non-negative, got {temperature} and {alpha}")
+        self.teacher = teacher
+        self.temperature, self.alpha, self.distill_source = temperature, alpha, distill_source
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        source_images, source_labels = batch["source"]
+        target_images, _ = batch["target"]  # the labels are never read
+        images = torch.cat([self.view(source_images), self.view(target_images)])
+        logits, _ = self.model(images)
+        source_logits = logits[: len(source_images)]
+        classification = self.source_loss(source_logits, source_labels)
+        distilled = slice(0, None) if self.distill_source else slice(len(source_images), None)
+        distillation = kd_loss(logits[distilled], self.teacher(images[distilled]), self.temperature)
+        loss = classification + self.alpha * distillation
+        self.log_losses(loss=loss, classification=classification, distillation=distillation)
+        return loss

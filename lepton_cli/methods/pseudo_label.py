@@ -1,0 +1,67 @@
+"""Self-training with confidence-thresholded pseudo-labels, FixMatch-style (Sohn et al.,
+"FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence", 2020)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lepton_cli.errors import LeptonError
+from lepton_cli.methods.base import AdaptationMethod
+
+
+class PseudoLabel(AdaptationMethod):
+    """Cross-entropy on labelled source, plus, on each target image, cross-entropy between the
+    prediction on a strongly augmented view and the hard pseudo-label from a weakly augmented view,
+    kept only where that label's confidence reaches `threshold`:
+
+        loss = CE(x_s, y_s) + w(t) · mean_b 1[max p(weak_b) ≥ τ] · CE(strong_b, argmax p(weak_b))
+
+    `w(t)` ramps linearly from 0 to `weight` over the first `rampup` fraction of training (0: no
+    ramp). With `teacher_labels`, a frozen source-trained teacher gives `p(weak)` instead of the
+    model itself. Target labels are never read.
+    """
+
+    @classmethod
+    def needs_teacher(cls, method_cfg) -> bool:
+        return bool(method_cfg.get("teacher_labels", False))
+
+    def __init__(self, backbone: nn.Module, num_classes: int, threshold: float = 0.95, weight: float = 1.0,
+                 rampup: float = 0.1, teacher_labels: bool = False, teacher: nn.Module | None = None,
+                 teacher_epochs: int = 5, **kwargs):
+        super().__init__(backbone, num_classes, **kwargs)
+        if not 0 <= threshold <= 1 or weight < 0 or not 0 <= rampup <= 1:
+            raise LeptonError(f"method.threshold and method.rampup must lie in [0, 1] and method.weight be non-negative, "
+                              f"got {threshold}, {rampup} and {weight}")
+        if teacher_labels and teacher is None:
+            raise LeptonError("teacher_labels=true needs a frozen teacher: pass teacher=lepton_cli.teacher.build_teacher(cfg, "
+                              "datamodule) (lepton train builds it)")
+        self.threshold, self.weight, self.rampup = threshold, weight, rampup
+        self.teacher = teacher if teacher_labels else None
+
+    def unsupervised_weight(self) -> float:
+        if self.rampup <= 0:
+            return self.weight
+        return self.weight * min(1.0, self.progress / self.rampup)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        source_images, source_labels = batch["source"]
+        target_images, _ = batch["target"]  # the labels are never read
+        weak_target = self.view(target_images, "weak")
+        # One forward pass over all views, as in FixMatch, so batch norm sees them together.
+        logits, _ = self.model(torch.cat([self.view(source_images, "weak"), weak_target,
+                                          self.view(target_images, "strong")]))
+        source_logits, weak_logits, strong_logits = logits.split(
+            [len(source_images), len(target_images), len(target_images)])
+        if self.teacher is not None:
+            weak_logits = self.teacher(weak_target)
+        confidence, pseudo_labels = F.softmax(weak_logits.detach(), dim=1).max(dim=1)
+        mask = (confidence >= self.threshold).float()
+        unsupervised = (F.cross_entropy(strong_logits, pseudo_labels, reduction="none") * mask).mean()
+        classification = self.source_loss(source_logits, source_labels)
+        weight = self.unsupervised_weight()
+        loss = classification + weight * unsupervised
+        self.log_losses(loss=loss, classification=classification, unsupervised=unsupervised, mask_rate=mask.mean(),
+                        unsupervised_weight=torch.tensor(weight))
+        return loss
