@@ -58,29 +58,11 @@ def parse_args(args: list[str]) -> tuple[str, str | None, str | None, list[str]]
 
 def load_checkpoint(path: str | Path) -> dict:
     """A Lepton checkpoint as a dict of tensors and plain values; refuses anything else."""
-    import pickle
+    from lepton_cli.safety import safe_load
 
-    import torch
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise LeptonError(f"checkpoint {path} does not exist; pass the path of a .ckpt file "
-                          "(runs/<run>/checkpoints/last.ckpt)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        detail = str(error)
-        if "Unsupported global" in detail or "weights_only" in detail.lower() or "Weights only" in detail:
-            global_name = detail.split("GLOBAL", 1)[1].split()[0] if "GLOBAL" in detail else "an object"
-            raise LeptonError(f"refused to load {path}: it is not a plain-weights checkpoint (unpickling it would "
-                              f"create {global_name}, which could run code); Lepton only loads checkpoints with "
-                              "weights_only=True — re-create it with lepton train") from None
-        raise LeptonError(f"{path} is not a Lepton checkpoint (it could not be read: {detail.splitlines()[0]})") from None
-    except (RuntimeError, OSError, EOFError, ValueError, KeyError, AttributeError) as error:  # not a zip, truncated, ...
-        first = (str(error).splitlines() or [type(error).__name__])[0]
-        raise LeptonError(f"{path} is not a Lepton checkpoint (it could not be read: {first})") from None
+    checkpoint = safe_load(path, "checkpoint")
     if not isinstance(checkpoint, dict) or "lepton_config" not in checkpoint or "state_dict" not in checkpoint:
-        raise LeptonError(f"{path} is not a Lepton checkpoint (no lepton_config in it); "
+        raise LeptonError(f"{Path(path).expanduser()} is not a Lepton checkpoint (no lepton_config in it); "
                           "evaluate a checkpoint written by lepton train")
     return checkpoint
 

@@ -30,7 +30,7 @@ RANGE_RULES: list[tuple[tuple[str, ...], str]] = [
     (("*threshold*", "*confidence*", "*fraction", "*_prob*", "*probability*", "*dropout*", "*momentum", "*ema*"),
      "in [0, 1]"),
 ]
-CHANNELS = (1, 3)
+CHANNELS = (1, 3, "auto")
 GPU_ACCELERATORS = ("gpu", "cuda")
 INTERRUPTED_EXIT_CODE = 130  # what a shell reports for a process stopped by Ctrl-C
 INSPECT_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "-m", "--multirun",
@@ -47,7 +47,7 @@ def validate(cfg) -> None:
         _check_range(key, value)
     channels = values.get("data", {}).get("channels")
     if channels not in CHANNELS:
-        raise LeptonError(f"data.channels must be 1 (grey) or 3 (RGB), got {channels!r}; set data.channels=1 or data.channels=3")
+        raise LeptonError(f"data.channels must be 1 (grey) or 3 (RGB), got {channels!r}; set data.channels=1, 3 or auto")
     max_epochs = values.get("trainer", {}).get("max_epochs")
     if isinstance(max_epochs, int) and (max_epochs == 0 or max_epochs < -1):
         raise LeptonError(f"trainer.max_epochs must be at least 1 (or -1: until max_steps), got {max_epochs}; "
@@ -57,8 +57,6 @@ def validate(cfg) -> None:
         checkpoint = (values.get(role) or {}).get("checkpoint")
         if checkpoint:
             check_checkpoint_file(checkpoint, f"{role}.checkpoint")
-    if (values.get("student") or {}).get("checkpoint"):
-        _check_student_checkpoint_fits(cfg)
 
 
 def _numeric_leaves(node: Any, prefix: str = ""):
@@ -109,9 +107,9 @@ def safe_load(path: str | Path, what: str) -> Any:
             raise LeptonError(f"{what} {path} is not a readable checkpoint (UnpicklingError); it may be truncated "
                               "or of another format: give a .ckpt written by lepton train") from None
         first = next((line.strip() for line in str(error).splitlines() if "global" in line.lower()), "")
-        raise LeptonError(f"{what} {path} was refused: it holds Python objects that loading would execute, "
-                          f"not only weights ({first[:120] or 'UnpicklingError'}); use a checkpoint written by lepton train "
-                          "and never load files from untrusted sources") from None
+        raise LeptonError(f"refused to load {what} {path}: it holds Python objects that unpickling would execute, "
+                          f"not only weights ({first[:120] or 'UnpicklingError'}); Lepton loads with weights_only=True: "
+                          "use a checkpoint written by lepton train and never load files from untrusted sources") from None
     except Exception as error:  # noqa: BLE001 - truncated, not a zip, not a torch file: one answer
         raise LeptonError(f"{what} {path} is not a readable checkpoint ({type(error).__name__}); it may be "
                           "truncated or of another format: give a .ckpt written by lepton train") from None
@@ -127,11 +125,14 @@ def check_checkpoint_file(path: str | Path, what: str) -> dict:
     return state
 
 
-def _check_student_checkpoint_fits(cfg) -> None:
-    """A student checkpoint of another architecture fails here with one line, not deep in torch."""
+def check_student_checkpoint_fits(cfg) -> None:
+    """A student checkpoint of another architecture fails here with one line, not deep in torch.
+    Called once the data has fixed `data.image_size` and `data.channels`."""
     from hydra.utils import instantiate
 
-    path = cfg.student.checkpoint
+    path = cfg.student.get("checkpoint")
+    if not path:
+        return
     state = check_checkpoint_file(path, "student.checkpoint")
     weights = {k.removeprefix("model.").removeprefix("backbone."): v for k, v in state.items()
                if k.startswith(("model.backbone.", "backbone."))} or state

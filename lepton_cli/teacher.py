@@ -83,15 +83,10 @@ def new_backbone(backbone_cfg: DictConfig) -> nn.Module:
 def load_checkpoint_classifier(backbone_cfg: DictConfig, checkpoint: str, num_classes: int,
                                role: str = "teacher") -> Classifier:
     """The classifier (`model.*` weights) of a checkpoint written by `lepton train`."""
+    from lepton_cli.safety import safe_load
+
     path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise LeptonError(f"{role}.checkpoint {path} does not exist; give a .ckpt written by lepton train "
-                          "(runs/<run>/checkpoints/last.ckpt)")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        raise LeptonError(f"{role}.checkpoint {path} is not a readable checkpoint ({type(error).__name__}); "
-                          "give a .ckpt written by lepton train") from None
+    saved = safe_load(path, f"{role}.checkpoint")
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else {}
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     if not weights:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lepton_cli.config import conf_dir, rewrite_overrides
 from lepton_cli.distributed import launcher_overrides
@@ -67,7 +67,11 @@ def run(cfg: DictConfig) -> dict:
 
     datamodule = build_datamodule(cfg)
     datamodule.setup()
-    log.info("%s → %s: %s", cfg.source.name, cfg.target.name, datamodule.alignment.describe())
+    with open_dict(cfg):  # `auto` sizes are known now; backbones and the saved config see the numbers
+        cfg.data.image_size, cfg.data.channels = datamodule.image_size, datamodule.channels
+    safety.check_student_checkpoint_fits(cfg)
+    log.info("%s → %s: %s; %d px, %d channel(s)", cfg.source.name, cfg.target.name, datamodule.alignment.describe(),
+             datamodule.image_size, datamodule.channels)
     method = build_method(cfg, datamodule)
     method.run_config = OmegaConf.to_container(cfg, resolve=True)
 

@@ -180,7 +180,7 @@ def test_ddp_run_writes_one_run_and_its_metrics_equal_one_process_evaluation(tmp
 
     assert [p.name for p in tmp_path.iterdir() if p.name != "probe.py"] == ["run"]  # one run directory
     assert list(tmp_path.rglob("metrics.json")) == [run_dir / "metrics.json"]
-    assert list(tmp_path.rglob("config.yaml")) == [run_dir / "config.yaml"]  # rank 1 wrote no .hydra/
+    assert list(tmp_path.rglob(".hydra")) == [run_dir / ".hydra"]  # Hydra's copy from rank 0 only
     metrics = json.loads((run_dir / "metrics.json").read_text())
 
     single = evaluate_in_one_process(run_dir)

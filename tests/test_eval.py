@@ -60,7 +60,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_the_code_never_runs(tmp_pat
     assert len(lines) == 1 and "refused to load" in lines[0] and "weights_only" in lines[0]
     plain_pickle = tmp_path / "evil.pkl"
     plain_pickle.write_bytes(pickle.dumps(_RunsCode(marker)))
-    with pytest.raises(LeptonError, match="refused to load|not a Lepton checkpoint"):
+    with pytest.raises(LeptonError, match="refused to load|not a readable checkpoint"):
         load_checkpoint(plain_pickle)
     assert not marker.exists()
 
@@ -72,7 +72,7 @@ def test_missing_or_foreign_files_are_one_line_errors(tmp_path):
     with pytest.raises(LeptonError, match="not a Lepton checkpoint"):
         load_checkpoint(tmp_path / "other.ckpt")
     (tmp_path / "text.ckpt").write_text("hello")
-    with pytest.raises(LeptonError, match="not a Lepton checkpoint"):
+    with pytest.raises(LeptonError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "text.ckpt")
 
 

@@ -95,7 +95,7 @@ def test_a_pickle_that_runs_code_is_refused_and_never_executed(tmp_path, role, c
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {"model.head.weight": Payload()}}, evil)
     line = one_line_error(capsys, monkeypatch, *FAST, f"{role}.checkpoint={evil}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert f"{role}.checkpoint {evil} was refused" in line and "untrusted" in line
+    assert f"refused to load {role}.checkpoint {evil}" in line and "untrusted" in line
     assert not marker.exists()
 
 

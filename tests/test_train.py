@@ -44,8 +44,8 @@ def test_finished_run_directory_is_never_overwritten(run_experiment, tmp_path):
 
 
 def test_training_improves_on_chance(run_experiment):
-    metrics, _ = run_experiment("data.steps_per_epoch=60", "data.batch_size=32", "method.lr=0.05")
-    assert metrics["source/acc"] > 0.2  # 10 classes: chance is 0.1 (60 steps is early in training)
+    metrics, _ = run_experiment("data.steps_per_epoch=120", "data.batch_size=32", "method.lr=0.05")
+    assert metrics["source/acc"] > 0.4  # 10 classes: chance is 0.1
 
 
 def test_cli_train_debug_end_to_end(tmp_path):

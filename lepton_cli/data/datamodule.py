@@ -15,6 +15,7 @@ from lepton_cli.data.arrays import ImageArrays
 from lepton_cli.data.domains import Domain
 from lepton_cli.errors import LeptonError
 
+MIN_AUTO_SIZE = 28  # the smallest size `image_size: auto` picks (scikit-learn's digits are 8 px)
 UNLABELLED = -1  # what the target training loader yields in place of labels an adaptation method may not see
 
 
@@ -67,7 +68,7 @@ class DomainAdaptationData(pl.LightningDataModule):
     eval_domains = ("target", "source")
 
     def __init__(self, source: Domain, target: Domain, root: str = "data", cache_dir: str | None = None,
-                 download: bool = False, image_size: int = 28, channels: int = 1, batch_size: int = 64,
+                 download: bool = False, image_size: int | str = "auto", channels: int | str = "auto", batch_size: int = 64,
                  eval_batch_size: int = 512, steps_per_epoch: int = 200, num_workers: int = 0,
                  target_labels_per_class: int | None = None, label_seed: int = 0, use_target_train: bool = True,
                  source_val_fraction: float = 0.0, source_val_seed: int = 0):
@@ -93,6 +94,15 @@ class DomainAdaptationData(pl.LightningDataModule):
         self.setup()
         return self.alignment.classes
 
+    def _resolve_auto_shape(self, raw: dict[str, ImageArrays]) -> None:
+        """`image_size: auto` is the source's native size (at least MIN_AUTO_SIZE); `channels: auto`
+        is 3 when either domain is in colour, else 1. So CIFAR→STL trains at 32 px RGB and
+        MNIST→USPS at 28 px grey without the user saying so."""
+        if self.image_size == "auto":
+            self.image_size = max(MIN_AUTO_SIZE, int(raw["source_train"].images.shape[1]))
+        if self.channels == "auto":
+            self.channels = 3 if any(arrays.images.shape[-1] == 3 for arrays in raw.values()) else 1
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
@@ -100,6 +110,7 @@ class DomainAdaptationData(pl.LightningDataModule):
                for role, domain in (("source", self.source), ("target", self.target)) for split in ("train", "test")}
         self.alignment = ClassAlignment.between(raw["source_train"].classes, raw["target_train"].classes,
                                                 self.source.name, self.target.name)
+        self._resolve_auto_shape(raw)
         for key, arrays in raw.items():
             arrays = self.alignment.apply(arrays)
             if len(arrays) == 0:

@@ -7,16 +7,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lepton_cli.losses import (
-    ConditionalDomainAdversarialLoss,
-    DomainDiscriminator,
-    conditional_input_dim,
-    dann_coefficient,
-)
+from lepton_cli.losses import ConditionalDomainAdversarialLoss, DomainDiscriminator, conditional_input_dim
 from lepton_cli.methods.base import AdaptationMethod
+from lepton_cli.methods.dann import DANN
 
 
-class CDAN(AdaptationMethod):
+class CDAN(DANN):
     """DANN whose discriminator sees the features conditioned on the classifier's predictions,
     the multilinear map f ⊗ softmax(logits), so that it aligns the joint distribution of
     features and classes rather than the features alone:
@@ -31,7 +27,7 @@ class CDAN(AdaptationMethod):
 
     def __init__(self, backbone: nn.Module, num_classes: int, trade_off: float = 1.0, entropy_conditioning: bool = True,
                  randomized: bool | None = None, randomized_dim: int = 1024, hidden: int = 1024, **kwargs):
-        super().__init__(backbone, num_classes, **kwargs)
+        AdaptationMethod.__init__(self, backbone, num_classes, **kwargs)  # DANN's plain discriminator is not built
         self.trade_off = trade_off
         features_dim = self.model.features_dim
         discriminator = DomainDiscriminator(conditional_input_dim(features_dim, num_classes, randomized, randomized_dim),
@@ -39,18 +35,6 @@ class CDAN(AdaptationMethod):
         self.domain_adversary = ConditionalDomainAdversarialLoss(discriminator, features_dim, num_classes,
                                                                  entropy_conditioning, randomized, randomized_dim)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        source_images, source_labels = batch["source"]
-        target_images, _ = batch["target"]  # the labels are never read
-        logits, features = self.model(torch.cat([self.view(source_images), self.view(target_images)]))
-        sizes = [len(source_images), len(target_images)]
-        source_logits, target_logits = logits.split(sizes)
-        source_features, target_features = features.split(sizes)
-        self.domain_adversary.coeff = dann_coefficient(self.progress)
-        transfer = self.domain_adversary(source_features, source_logits, target_features, target_logits)
-        classification = self.source_loss(source_logits, source_labels)
-        loss = classification + self.trade_off * transfer
-        self.log_losses(loss=loss, classification=classification, transfer=transfer,
-                        domain_acc=self.domain_adversary.domain_accuracy,
-                        grl_coeff=torch.tensor(self.domain_adversary.coeff))
-        return loss
+    def transfer_loss(self, source_features: torch.Tensor, source_logits: torch.Tensor,
+                      target_features: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+        return self.domain_adversary(source_features, source_logits, target_features, target_logits)

@@ -31,13 +31,19 @@ class DANN(AdaptationMethod):
         target_images, _ = batch["target"]  # the labels are never read
         # One forward over both domains, so batch norm normalises them together (as TLlib does).
         logits, features = self.model(torch.cat([self.view(source_images), self.view(target_images)]))
-        source_logits, _ = logits.split([len(source_images), len(target_images)])
-        source_features, target_features = features.split([len(source_images), len(target_images)])
+        sizes = [len(source_images), len(target_images)]
+        source_logits, target_logits = logits.split(sizes)
+        source_features, target_features = features.split(sizes)
         self.domain_adversary.coeff = dann_coefficient(self.progress)
-        transfer = self.domain_adversary(source_features, target_features)
+        transfer = self.transfer_loss(source_features, source_logits, target_features, target_logits)
         classification = self.source_loss(source_logits, source_labels)
         loss = classification + self.trade_off * transfer
         self.log_losses(loss=loss, classification=classification, transfer=transfer,
                         domain_acc=self.domain_adversary.domain_accuracy,
                         grl_coeff=torch.tensor(self.domain_adversary.coeff))
         return loss
+
+    def transfer_loss(self, source_features: torch.Tensor, source_logits: torch.Tensor,
+                      target_features: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+        """The domain-adversarial term; CDAN conditions it on the predictions."""
+        return self.domain_adversary(source_features, target_features)

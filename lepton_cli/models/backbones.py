@@ -59,13 +59,13 @@ def timm_backbone(name: str, pretrained: bool = False, in_chans: int = 3, checkp
 
 def load_backbone_weights(model: nn.Module, checkpoint: str | Path) -> None:
     """Load weights saved by Lepton or timm; never unpickle arbitrary objects."""
+    from lepton_cli.safety import check_checkpoint_file
+
     path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise LeptonError(f"checkpoint {path} does not exist; give the path of a .ckpt or .pth file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
-    # Lepton checkpoints prefix the feature extractor's weights with "backbone."
-    prefixed = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    state = check_checkpoint_file(path, "checkpoint")
+    # Lepton checkpoints hold the feature extractor's weights as "model.backbone.*"
+    prefixed = {k.removeprefix("model.").removeprefix("backbone."): v for k, v in state.items()
+                if k.startswith(("model.backbone.", "backbone."))}
     missing, _ = model.load_state_dict(prefixed or state, strict=False)
     if missing:
         raise LeptonError(f"checkpoint {path} does not fit this backbone ({len(missing)} missing weights, e.g. {missing[0]}); "

@@ -67,6 +67,7 @@ def test_method_runs_fast_dev_run(run_experiment, overrides):
     assert set(teachers.glob("*.pt")) == cached_before  # a one-step debug teacher is never cached
 
 
+@pytest.mark.slow
 def test_teacher_is_trained_once_cached_and_keyed_by_its_settings(run_experiment, tmp_path, caplog):
     cache = tmp_path / "cache"
     common = ["method=distill", *FEW_STEPS, f"data.cache_dir={cache}"]
@@ -91,21 +92,23 @@ def test_teacher_is_trained_once_cached_and_keyed_by_its_settings(run_experiment
     assert not list((cache / "teachers").glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_half_written_teacher_cache_is_retrained(run_experiment, tmp_path, caplog):
     cache = tmp_path / "cache"
     common = ["method=pseudo_label", "method.teacher_labels=true", *FEW_STEPS, f"data.cache_dir={cache}"]
     _, first_dir = run_experiment(*common, run_dir=tmp_path / "a")
     [cached] = (cache / "teachers").glob("*.pt")
-    good = cached.read_bytes()
-    cached.write_bytes(good[: len(good) // 2])  # as if a run died while writing it without os.replace
+    good = torch.load(cached, weights_only=True)["state_dict"]
+    cached.write_bytes(cached.read_bytes()[:1000])  # as if a run died while writing it without os.replace
 
     caplog.set_level(logging.INFO, logger="lepton")
     _, second_dir = run_experiment(*common, run_dir=tmp_path / "b")
     assert "is unusable" in caplog.text and "teacher: training" in caplog.text
-    assert cached.read_bytes() == good  # retrained to the same weights, written whole
+    assert_bitwise_equal(torch.load(cached, weights_only=True)["state_dict"], good)  # retrained, written whole
     assert_bitwise_equal(model_weights(first_dir), model_weights(second_dir))
 
 
+@pytest.mark.slow
 def test_teacher_from_checkpoint_of_a_previous_run(run_experiment, tmp_path, caplog):
     from lepton_cli.teacher import build_teacher
     from lepton_cli.train import build_datamodule
