@@ -57,6 +57,9 @@ def build_teacher(cfg: DictConfig, datamodule) -> FrozenTeacher:
     Fine-tuning from the source (`method.init=source`) asks for the *student's* architecture
     trained on the source: then `cfg.student` is the backbone and the same cache is used.
     """
+    from lepton_cli.train import resolve_data_shape
+
+    resolve_data_shape(cfg, datamodule)  # the backbone needs the data's size and channels
     role = "student" if cfg.method.get("init") == "source" else "teacher"
     backbone_cfg = cfg[role]
     num_classes = len(datamodule.classes)

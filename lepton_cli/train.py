@@ -24,11 +24,20 @@ from lepton_cli.overrides import check_overrides, split_flags
 log = logging.getLogger("lepton")
 
 
+def resolve_data_shape(cfg: DictConfig, datamodule) -> None:
+    """Load the data and write the image size and channels it settled on (`auto`) into the config,
+    so that backbones and the saved config see numbers."""
+    datamodule.setup()
+    with open_dict(cfg):
+        cfg.data.image_size, cfg.data.channels = datamodule.image_size, datamodule.channels
+
+
 def build_method(cfg: DictConfig, datamodule, **extra):
     """The LightningModule of `cfg.method`, on the student backbone, with the shared augmentations
     (and a frozen teacher for the methods that learn from one)."""
     from hydra.utils import get_class, instantiate
 
+    resolve_data_shape(cfg, datamodule)
     if get_class(cfg.method._target_).needs_teacher(cfg.method):
         from lepton_cli.teacher import build_teacher
 
@@ -57,6 +66,7 @@ def run(cfg: DictConfig) -> dict:
     from lepton_cli import safety
     from lepton_cli.distributed import log_scale, prepare_trainer_config
     from lepton_cli.reporting.tables import print_metrics
+    from lepton_cli.speed import apply_speed_options, trainer_arguments
 
     started = time.time()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -66,9 +76,7 @@ def run(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg)
-    datamodule.setup()
-    with open_dict(cfg):  # `auto` sizes are known now; backbones and the saved config see the numbers
-        cfg.data.image_size, cfg.data.channels = datamodule.image_size, datamodule.channels
+    resolve_data_shape(cfg, datamodule)
     safety.check_student_checkpoint_fits(cfg)
     log.info("%s → %s: %s; %d px, %d channel(s)", cfg.source.name, cfg.target.name, datamodule.alignment.describe(),
              datamodule.image_size, datamodule.channels)
@@ -83,8 +91,9 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("report", False):
         callbacks.append(ReportCallback(run_dir / "report"))
     prepare_trainer_config(cfg)
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger) or False, callbacks=callbacks,
-                                      plugins=[safety.atomic_checkpoint_io()])
+    trainer: pl.Trainer = instantiate(trainer_arguments(cfg.trainer), logger=instantiate(cfg.logger) or False,
+                                      callbacks=callbacks, plugins=[safety.atomic_checkpoint_io()])
+    apply_speed_options(method, cfg.trainer, trainer.strategy.root_device.type == "cuda", datamodule.channels)
     log_scale(trainer, cfg, datamodule)
     if trainer.is_global_zero:
         safety.write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))

@@ -55,3 +55,21 @@ def test_cli_train_debug_end_to_end(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["method"] == "source_only" and metrics["source"] == "synth_digits" and metrics["target"] == "digits"
     assert "target test" in result.stdout and "accuracy" in result.stdout  # the rich results table
+
+
+@pytest.mark.slow
+def test_compiled_classifier_trains_and_keeps_plain_checkpoint_names(run_experiment):
+    import torch
+
+    metrics, run_dir = run_experiment("trainer.compile=true", "trainer.fast_dev_run=true")
+    assert 0.0 <= metrics["target/acc"] <= 1.0
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert "model.head.weight" in state and not any("_orig_mod" in key for key in state)
+
+
+def test_fast_path_gives_the_same_run_as_the_dataloader_path(run_experiment, tmp_path):
+    fast, _ = run_experiment("data.fast_path=on", run_dir=tmp_path / "fast")
+    ordinary, _ = run_experiment("data.fast_path=off", run_dir=tmp_path / "ordinary")
+    keys = [k for k in fast if k.startswith(("target/", "source/"))]
+    # Both draw the same random permutation of indices, so the runs are identical on CPU.
+    assert {k: fast[k] for k in keys} == {k: ordinary[k] for k in keys}

@@ -8,7 +8,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from lepton_cli.data.alignment import ClassAlignment
 from lepton_cli.data.arrays import ImageArrays
@@ -30,7 +30,10 @@ class TensorImages(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image, or a whole batch by a list of indices (one gather: the fast path)."""
+        if isinstance(index, list):
+            index = torch.tensor(index, device=self.labels.device)
         index = index % len(self.labels)
         return self.images[index], self.labels[index]
 
@@ -71,7 +74,7 @@ class DomainAdaptationData(pl.LightningDataModule):
                  download: bool = False, image_size: int | str = "auto", channels: int | str = "auto", batch_size: int = 64,
                  eval_batch_size: int = 512, steps_per_epoch: int = 200, num_workers: int = 0,
                  target_labels_per_class: int | None = None, label_seed: int = 0, use_target_train: bool = True,
-                 source_val_fraction: float = 0.0, source_val_seed: int = 0):
+                 source_val_fraction: float = 0.0, source_val_seed: int = 0, fast_path: str = "auto"):
         super().__init__()
         if batch_size <= 0 or steps_per_epoch <= 0:
             raise LeptonError(f"data.batch_size and data.steps_per_epoch must be positive, got {batch_size} and {steps_per_epoch}")
@@ -82,6 +85,9 @@ class DomainAdaptationData(pl.LightningDataModule):
         self.steps_per_epoch, self.num_workers = steps_per_epoch, num_workers
         self.target_labels_per_class, self.label_seed = target_labels_per_class, label_seed
         self.use_target_train = use_target_train
+        if fast_path not in ("auto", "on", "off"):
+            raise LeptonError(f"data.fast_path must be auto, on or off, got {fast_path!r}")
+        self.fast_path = fast_path
         if not 0.0 <= source_val_fraction < 1.0:
             raise LeptonError(f"data.source_val_fraction must be in [0, 1), got {source_val_fraction}")
         self.source_val_fraction, self.source_val_seed = source_val_fraction, source_val_seed
@@ -138,9 +144,29 @@ class DomainAdaptationData(pl.LightningDataModule):
         images, labels = self.splits[key]
         if key in self.train_indices:
             images, labels = images[self.train_indices[key]], labels[self.train_indices[key]]
-        dataset = TensorImages(images, labels, length=self.steps_per_epoch * self.batch_size)
+        length = self.steps_per_epoch * self.batch_size
+        if self.uses_fast_path():
+            # Data on the training device once; each batch is one gather by a batch of random indices.
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            dataset = TensorImages(images.to(device), labels.to(device), length=length)
+            return DataLoader(dataset, batch_size=None,
+                              sampler=BatchSampler(RandomSampler(range(length)), self.batch_size, drop_last=True))
+        dataset = TensorImages(images, labels, length=length)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          pin_memory=self._on_gpu())
+
+    def _on_gpu(self) -> bool:
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+
+    def uses_fast_path(self) -> bool:
+        """`fast_path: auto` holds the training data on the device and samples whole batches by index
+        (no DataLoader workers, no per-image Python) whenever one process trains; DDP needs
+        Lightning's per-rank samplers, so it takes the ordinary path."""
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        if self.fast_path == "on" and distributed:
+            raise LeptonError("data.fast_path=on works with one process only; use data.fast_path=auto with DDP")
+        return self.fast_path == "on" or (self.fast_path == "auto" and not distributed and self.num_workers == 0)
 
     def train_dataloader(self) -> dict[str, DataLoader]:
         loaders = {"source": self._train_loader("source_train")}

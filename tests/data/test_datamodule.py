@@ -91,3 +91,26 @@ def test_sklearn_digits_split_is_fixed_and_disjoint(tmp_path):
     assert train.images.max() == 255 and train.images.shape[1:] == (8, 8, 1)
     rows = {row.tobytes() for row in train.images}
     assert sum(row.tobytes() in rows for row in test.images) < 5  # (a few digits are pixel-identical)
+
+
+def test_fast_path_gathers_whole_batches_and_covers_the_data():
+    data = make_data(ArrayDomain("a", "0123", count=20), ArrayDomain("b", "0123", count=20), fast_path="on")
+    assert data.uses_fast_path()
+    loader = data.train_dataloader()["source"]
+    batches = list(loader)
+    assert len(batches) == 5 and all(images.shape == (4, 1, 16, 16) for images, _ in batches)
+    images, labels = data.splits["source_train"]
+    seen = torch.cat([b[0] for b in batches])
+    # every gathered image is one of the source images, with its own label
+    for image, label in zip(seen, torch.cat([b[1] for b in batches])):
+        match = (images == image).flatten(1).all(1).nonzero().flatten()
+        assert len(match) >= 1 and int(labels[match[0]]) == int(label)
+    assert len({tuple(i.flatten().tolist()) for i in seen}) == 20  # 20 draws without replacement: all distinct
+
+
+def test_fast_path_modes():
+    source, target = ArrayDomain("a", "01"), ArrayDomain("b", "01")
+    assert not make_data(source, target, fast_path="off").uses_fast_path()
+    assert make_data(source, target, fast_path="auto").uses_fast_path()  # one process, no workers
+    with pytest.raises(LeptonError, match="auto, on or off"):
+        make_data(source, target, fast_path="sometimes")
