@@ -5,25 +5,31 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU machines we develop on carry this torch/torchvision pair locally; pip fetches it elsewhere.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+PIP_INSTALL := $(BIN)/pip install --quiet --no-compile
 
 .PHONY: install demo test lint clean
 
 install: $(VENV)/.installed
 
+# One resolver pass for torch and Lepton's own dependencies; --no-compile skips writing .pyc files
+# for torch's thousands of modules (they are compiled on first import instead).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile $(TORCH_PINS)
-	$(BIN)/pip install --quiet --no-compile -e ".[test]"
+	$(PIP_INSTALL) $(TORCH_PINS) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP_INSTALL) -e ".[test]"
 	touch $@
 
 demo: install
 	$(BIN)/lepton train
 
-test: install
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/pip install --quiet ruff
+	$(PIP_INSTALL) ruff
 	$(BIN)/ruff check lepton_cli tests scripts
 
 clean:

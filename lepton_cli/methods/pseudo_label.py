@@ -18,8 +18,8 @@ class PseudoLabel(AdaptationMethod):
 
         loss = CE(x_s, y_s) + w(t) · mean_b 1[max p(weak_b) ≥ τ] · CE(strong_b, argmax p(weak_b))
 
-    `w(t)` ramps linearly from 0 to `weight` over the first `rampup` fraction of training (0: no
-    ramp). With `teacher_labels`, a frozen source-trained teacher gives `p(weak)` instead of the
+    `w(t)` is 0 for the first `warmup` fraction of training, then ramps linearly to `weight` over
+    the next `rampup` fraction (0: no ramp). With `teacher_labels`, a frozen source-trained teacher gives `p(weak)` instead of the
     model itself. Target labels are never read.
     """
 
@@ -29,7 +29,7 @@ class PseudoLabel(AdaptationMethod):
 
     def __init__(self, backbone: nn.Module, num_classes: int, threshold: float = 0.95, weight: float = 1.0,
                  rampup: float = 0.1, teacher_labels: bool = False, teacher: nn.Module | None = None,
-                 teacher_epochs: int = 5, **kwargs):
+                 teacher_epochs: int = 5, warmup: float = 0.0, **kwargs):
         super().__init__(backbone, num_classes, **kwargs)
         if not 0 <= threshold <= 1 or weight < 0 or not 0 <= rampup <= 1:
             raise LeptonError(f"method.threshold and method.rampup must lie in [0, 1] and method.weight be non-negative, "
@@ -37,13 +37,20 @@ class PseudoLabel(AdaptationMethod):
         if teacher_labels and teacher is None:
             raise LeptonError("teacher_labels=true needs a frozen teacher: pass teacher=lepton_cli.teacher.build_teacher(cfg, "
                               "datamodule) (lepton train builds it)")
-        self.threshold, self.weight, self.rampup = threshold, weight, rampup
+        if not 0 <= warmup < 1:
+            raise LeptonError(f"method.warmup must lie in [0, 1), got {warmup}")
+        self.threshold, self.weight, self.rampup, self.warmup = threshold, weight, rampup, warmup
         self.teacher = teacher if teacher_labels else None
 
     def unsupervised_weight(self) -> float:
+        """0 during the `warmup` fraction of training (source-only: pseudo-labels from an untrained
+        model are mostly wrong and self-training would confirm them), then a linear ramp."""
+        progress = self.progress - self.warmup
+        if progress < 0:
+            return 0.0
         if self.rampup <= 0:
             return self.weight
-        return self.weight * min(1.0, self.progress / self.rampup)
+        return self.weight * min(1.0, progress / self.rampup)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         source_images, source_labels = batch["source"]
