@@ -24,8 +24,10 @@ from pathlib import Path
 ALL_METHODS = ["source_only", "finetune", "distill", "pseudo_label", "dann", "cdan", "mcc", "vada"]
 
 
-def run_one(overrides: list[str], run_dir: Path) -> dict:
+def run_one(overrides: list[str], run_dir: Path, train: bool = True) -> dict:
     if not (run_dir / "metrics.json").exists():
+        if not train:
+            return {"error": "not run", "wall_time_s": 0.0}
         command = [sys.executable, "-m", "lepton_cli.train", *overrides, f"hydra.run.dir={run_dir}"]
         started = time.time()
         result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -34,9 +36,9 @@ def run_one(overrides: list[str], run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def summarise(values: list[float]) -> str:
+def summarise(values: list[float], missing: str = "failed") -> str:
     if not values:
-        return "failed"
+        return missing
     mean = 100 * statistics.mean(values)
     std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{mean:.1f} ± {std:.1f}"
@@ -52,6 +54,7 @@ def main() -> None:
                         help="overrides of the labelled-target upper bound run (empty list: skip)")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench_methods"))
     parser.add_argument("--out", type=Path, help="write the markdown table here (also printed)")
+    parser.add_argument("--no-train", action="store_true", help="only tabulate the runs already in --work-dir")
     args = parser.parse_args()
 
     rows = []
@@ -62,14 +65,14 @@ def main() -> None:
         results = []
         for seed in args.seeds:
             run_dir = args.work_dir / label.split(" ")[0].replace("(", "") / f"seed{seed}"
-            metrics = run_one([*overrides, *args.extra, f"seed={seed}", "logger=csv"], run_dir)
+            metrics = run_one([*overrides, *args.extra, f"seed={seed}", "logger=csv"], run_dir, train=not args.no_train)
             results.append(metrics)
             status = metrics.get("error") or f"target acc {metrics['target/acc']:.4f}"
             print(f"{label:>32}  seed {seed}: {status}", flush=True)
         ok = [r for r in results if "error" not in r]
-        rows.append((label, summarise([r["target/acc"] for r in ok]), summarise([r["target/f1_macro"] for r in ok]),
-                     summarise([r["source/acc"] for r in ok]), f"{statistics.mean(r['wall_time_s'] for r in results):.0f}",
-                     f"{len(ok)}/{len(results)}"))
+        missing = "not run" if all(r.get("error") == "not run" for r in results) else "failed"
+        rows.append((label, *(summarise([r[key] for r in ok], missing) for key in ("target/acc", "target/f1_macro", "source/acc")),
+                     f"{statistics.mean(r['wall_time_s'] for r in ok):.0f}" if ok else "–", f"{len(ok)}/{len(results)}"))
 
     command = " ".join(["python scripts/bench_methods.py", *sys.argv[1:]])
     lines = [
