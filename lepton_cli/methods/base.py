@@ -87,9 +87,11 @@ class AdaptationMethod(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of images (uint8, or float already normalised)."""
-        if images.dtype == torch.uint8:
-            images = self.augment["weak"].normalize(images)
-        return self.model(images)[0]
+        return self.model(self.as_input(images))[0]
+
+    def as_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images → the normalised float input (no augmentation); floats pass through."""
+        return self.augment["weak"].normalize(images) if images.dtype == torch.uint8 else images
 
     @property
     def progress(self) -> float:
@@ -113,9 +115,7 @@ class AdaptationMethod(pl.LightningModule):
     # ---- evaluation ---------------------------------------------------------------------------
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         images, labels = batch
-        if images.dtype == torch.uint8:
-            images = self.augment["weak"].normalize(images)
-        logits, features = self.model(images)
+        logits, features = self.model(self.as_input(images))
         self.eval_metrics[EVAL_DOMAINS[dataloader_idx]].update(logits, labels)
         return {"logits": logits.detach(), "features": features.detach(), "labels": labels}
 
