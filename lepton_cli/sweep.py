@@ -12,15 +12,7 @@ run's sorted, normalised overrides (Hydra-canonical values, `source=` spelled `d
 ranking metric); failed or cut-off runs are moved aside to `<dir>.old-<n>` and run again, and so
 is every run with `--force`: old results are never deleted.
 
-Clusters: `--launcher slurm` is not implemented yet. Until it is, run each job of the grid on
-SLURM with hydra-submitit-launcher (`pip install lepton[cluster] hydra-submitit-launcher`):
-
-    lepton train -m hydra/launcher=submitit_slurm hydra.launcher.nodes=1 \\
-        hydra.launcher.tasks_per_node=4 hydra.launcher.gpus_per_node=4 \\
-        trainer=ddp trainer.devices=4 method=dann,cdan seed=0,1,2
-
-(`tasks_per_node` must equal `trainer.devices` and `nodes` `trainer.num_nodes`, or Lightning
-refuses to start); `lepton sweep --dir` does not see those runs.
+Clusters: `--launcher slurm` submits each run as a SLURM job through submitit; see lepton_cli/slurm.py.
 """
 
 from __future__ import annotations
@@ -59,15 +51,22 @@ options:
   --dir DIR          sweep directory (default runs/sweeps/<date>_<time>; also hydra.sweep.dir=DIR);
                      rerun the same command with the same --dir to resume: finished runs are skipped
   --force            rerun finished runs too (old run directories are moved to <dir>.old-<n>)
-  --jobs N           run N jobs at once as local subprocesses (default 1)
+  --jobs N           run N jobs at once (default 1; with --launcher slurm: at most N per job array)
   --rank-by KEY      metrics.json key to rank by (default target/acc; '-KEY' ranks lowest first).
                      Target accuracy needs target labels: in real unsupervised adaptation rank by
                      an unsupervised criterion instead.
   --optuna N         search instead of a grid: N Optuna trials maximising --rank-by over
                      'key=interval(lo,hi)', 'key=tag(log,interval(lo,hi))', 'key=int(interval(a,b))'
                      and lists; `seed=0,1` runs every seed per trial (needs pip install lepton[search])
-  --launcher local   (default) subprocesses on this machine; `slurm` is not implemented yet:
-                     see `python -c "import lepton_cli.sweep; help(lepton_cli.sweep)"`
+  --launcher NAME    local (default): subprocesses on this machine; slurm: one SLURM job per run, each
+                     with trainer.num_nodes nodes and trainer.devices tasks (and GPUs) per node
+                     (needs pip install lepton[cluster]; Ctrl-C cancels the jobs)
+  hydra/sweeper=optuna               the same as --optuna 20 (hydra.sweeper.n_trials=N: --optuna N;
+                     hydra.sweeper.direction=minimize ranks lowest first)
+  hydra/launcher=submitit_slurm      the same as --launcher slurm (joblib, basic: local)
+  hydra.launcher.KEY=VALUE           a SLURM setting, named as in hydra-submitit-launcher: partition,
+                     timeout_min, mem_gb, cpus_per_task, account, qos, constraint, array_parallelism,
+                     additional_parameters, ...; hydra.launcher.n_jobs=N is --jobs N
 
 writes into the sweep directory: one directory per run (with sweep.log, its output), and
 leaderboard.csv, leaderboard.md, leaderboard.png, rewritten after each run.
@@ -78,11 +77,22 @@ examples:
   lepton sweep method=dann method.lr=1e-3,3e-3,1e-2 'method.trade_off=range(0.1,1.1,0.3)'
   lepton sweep sweep=methods_digits --jobs 2 --dir runs/sweeps/methods
   lepton sweep --optuna 20 method=dann 'method.lr=tag(log,interval(1e-4,1e-1))'
+  lepton sweep --launcher slurm hydra.launcher.partition=gpu hydra.launcher.timeout_min=120 \\
+      trainer=ddp trainer.devices=4 method=dann,cdan seed=0,1,2
 """
 
 # Set by torchrun/srun/Lightning for one process; a child that inherits them thinks it is a rank.
 LAUNCH_VARIABLES = ("LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "RANK", "NODE_RANK", "GROUP_RANK",
                     "LOCAL_WORLD_SIZE", "PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+# Set by srun for one task of a job step: a local run that inherited them inside a SLURM allocation would
+# take itself for one of several ranks srun started, and Lightning would wait for the others.
+SLURM_TASK_VARIABLES = ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "SLURM_LOCALID",
+                        "SLURM_NODEID", "SLURM_STEP_ID", "SLURM_STEPID")
+# `hydra/launcher=NAME` as Hydra's launcher plugins spell it. The local launcher plays joblib's role
+# (parallel local jobs) with subprocesses, so that DDP runs work (joblib + ddp fails).
+HYDRA_LAUNCHERS = {"basic": {"launcher": "local", "jobs": 1}, "joblib": {"launcher": "local"},
+                   "submitit_slurm": {"launcher": "slurm"}, "submitit_local": {"launcher": "submitit_local"}}
+LAUNCHERS = ("local", "slurm", "submitit_local")  # submitit_local: submitit on this machine, for tests
 _HYDRA_NOISE = ("Set the environment variable HYDRA_FULL_ERROR", "full_key:", "Error executing job with overrides")
 
 
@@ -95,6 +105,7 @@ class Options:
     rank_by: str = "target/acc"
     optuna_trials: int | None = None
     launcher: str = "local"
+    launcher_settings: dict = field(default_factory=dict)  # hydra.launcher.KEY=VALUE for submitit
 
 
 @dataclass
@@ -114,7 +125,7 @@ class Job:
 
 # ---- command line ---------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> Options:
-    options, settings, grid = Options(), {}, []
+    options, settings, grid, line_settings = Options(), {}, [], {}
     it = iter(argv)
     for arg in it:
         name, _, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
@@ -135,6 +146,15 @@ def parse_args(argv: list[str]) -> Options:
             settings = {**preset_settings, **settings}
         elif arg.startswith("hydra.sweep.dir="):
             settings["dir"] = arg.partition("=")[2]
+        elif arg.startswith("hydra/launcher="):
+            settings.update(hydra_launcher(arg.partition("=")[2]))
+        elif arg.startswith(("hydra/sweeper=", "hydra.sweeper.")):
+            settings.update(hydra_sweeper(arg))
+        elif arg.startswith("hydra.launcher.n_jobs="):
+            settings["jobs"] = arg.partition("=")[2]
+        elif arg.startswith("hydra.launcher."):
+            key, _, value = arg.removeprefix("hydra.launcher.").partition("=")
+            line_settings[key] = value
         elif arg.startswith(("hydra.run.dir=", "hydra.sweep.subdir=")):
             raise LeptonError(f"{arg.partition('=')[0]} is set by lepton sweep for each run; use --dir DIR for the sweep directory")
         else:
@@ -147,9 +167,38 @@ def parse_args(argv: list[str]) -> Options:
     options.jobs = _positive_int(settings.get("jobs", 1), "--jobs")
     if "optuna" in settings:
         options.optuna_trials = _positive_int(settings["optuna"], "--optuna")
-    if options.launcher not in ("local", "slurm"):
+    if settings.get("direction") == "minimize" and not options.rank_by.startswith("-"):
+        options.rank_by = f"-{options.rank_by}"
+    if options.launcher not in LAUNCHERS:
         raise LeptonError(f"unknown launcher {options.launcher!r}; choose local or slurm")
+    from lepton_cli.slurm import launcher_settings
+
+    options.launcher_settings = launcher_settings(options.launcher, settings.get("launcher_settings", {}), line_settings)
+    if options.launcher == "slurm" and "jobs" in settings:
+        options.launcher_settings.setdefault("array_parallelism", options.jobs)
     return options
+
+
+def hydra_sweeper(arg: str) -> dict:
+    """hydra-optuna-sweeper's spelling: `hydra/sweeper=optuna` (20 trials, its default) is `--optuna 20`,
+    `hydra.sweeper.n_trials=N` is `--optuna N`, `hydra.sweeper.direction=minimize` ranks lowest first;
+    `hydra/sweeper=basic` is a grid."""
+    key, _, value = arg.partition("=")
+    if key == "hydra/sweeper" and value in ("optuna", "basic"):
+        return {"optuna": 20} if value == "optuna" else {}
+    if key == "hydra.sweeper.n_trials":
+        return {"optuna": value}
+    if key == "hydra.sweeper.direction" and value in ("maximize", "minimize"):
+        return {"direction": value}
+    raise LeptonError(f"{arg}: lepton sweep understands hydra/sweeper=optuna|basic, hydra.sweeper.n_trials=N and "
+                      "hydra.sweeper.direction=maximize|minimize (the rest of the search is --optuna's, see lepton sweep --help)")
+
+
+def hydra_launcher(name: str) -> dict:
+    """`hydra/launcher=NAME` as Hydra's launcher plugins spell it, in lepton sweep's settings."""
+    if name not in HYDRA_LAUNCHERS:
+        raise LeptonError(f"unknown hydra/launcher {name!r}; choose one of: {', '.join(HYDRA_LAUNCHERS)}")
+    return dict(HYDRA_LAUNCHERS[name])
 
 
 def _positive_int(value, name: str) -> int:
@@ -164,7 +213,8 @@ def _positive_int(value, name: str) -> int:
 
 def load_preset(name: str) -> tuple[list[str], dict]:
     """`conf/sweep/NAME.yaml`: `grid:` a list of override strings (as typed after `lepton sweep`),
-    optional `rank_by:`, `jobs:`, `dir:`, `optuna:` (number of trials)."""
+    optional `rank_by:`, `jobs:`, `dir:`, `optuna:` (number of trials), and `launcher:` a mapping of
+    SLURM settings (the hydra.launcher keys), used when the sweep runs with --launcher slurm."""
     import yaml
 
     folder = conf_dir() / "sweep"
@@ -174,11 +224,19 @@ def load_preset(name: str) -> tuple[list[str], dict]:
         raise LeptonError(f"unknown sweep preset {name!r}; choose one of: {', '.join(presets) or '(none)'} (conf/sweep/)")
     data = yaml.safe_load(path.read_text()) or {}
     grid = data.get("grid") if isinstance(data, dict) else None
-    unknown = set(data) - {"grid", "rank_by", "jobs", "dir", "optuna"} if isinstance(data, dict) else set()
+    unknown = set(data) - {"grid", "rank_by", "jobs", "dir", "optuna", "launcher"} if isinstance(data, dict) else set()
     if not isinstance(grid, list) or not all(isinstance(o, str) for o in grid) or unknown:
-        raise LeptonError(f"{path} must hold `grid:` a list of override strings (and optionally rank_by, jobs, dir, optuna)"
-                          + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""))
-    return grid, {k: v for k, v in data.items() if k != "grid"}
+        raise LeptonError(f"{path} must hold `grid:` a list of override strings (and optionally rank_by, jobs, dir, optuna, "
+                          "launcher)" + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""))
+    launcher = data.get("launcher") or {}
+    if not isinstance(launcher, dict):
+        raise LeptonError(f"{path}: `launcher:` must be a mapping of SLURM settings, e.g. partition: gpu")
+    from lepton_cli.slurm import check_launcher_key
+
+    for key in launcher:
+        check_launcher_key(key, f"{path}: launcher.")
+    settings = {k: v for k, v in data.items() if k not in ("grid", "launcher")}
+    return grid, {**settings, "launcher_settings": launcher}
 
 
 # ---- the grid -------------------------------------------------------------------------------------
@@ -249,6 +307,10 @@ def run_name(overrides: list[str], keys: list[str], digest: str) -> str:
     return f"{label}_{digest}" if label else digest
 
 
+def in_job(overrides) -> str:
+    return f"(in the job {' '.join(overrides)})"
+
+
 def check_jobs(jobs: list[list[str]]) -> None:
     """Each job's overrides checked like `lepton train` would (composes the config; no torch)."""
     from lepton_cli.overrides import check_overrides
@@ -257,7 +319,7 @@ def check_jobs(jobs: list[list[str]]) -> None:
         try:
             check_overrides(job)
         except LeptonError as error:
-            raise LeptonError(f"{error} (in the job {' '.join(job)})") from None
+            raise LeptonError(f"{error} {in_job(job)}") from None
 
 
 # ---- runs -----------------------------------------------------------------------------------------
@@ -289,32 +351,50 @@ def find_run_dir(sweep_dir: Path, digest: str) -> Path | None:
     return matches[0] if matches else None
 
 
-def child_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in LAUNCH_VARIABLES and k not in ("HYDRA_FULL_ERROR", "LEPTON_DEBUG")}
+def child_environment(keep_slurm: bool = False) -> dict[str, str]:
+    """This process's environment for a training subprocess: no variables of a launch it is not part of.
+    A task of a SLURM job keeps SLURM's task variables: Lightning takes its rank and world size from them."""
+    dropped = {*LAUNCH_VARIABLES, "HYDRA_FULL_ERROR", "LEPTON_DEBUG", *(() if keep_slurm else SLURM_TASK_VARIABLES)}
+    return {k: v for k, v in os.environ.items() if k not in dropped}
 
 
 def _quoted(path: Path) -> str:
     return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def launch(job: Job, rank_by: str) -> dict:
-    """Run one job to the end; returns its record (status ok / failed, metrics, error line)."""
+def train_command(job: Job) -> list[str]:
+    assert job.run_dir is not None
+    return [sys.executable, "-m", "lepton_cli.train", *job.overrides, f"hydra.run.dir={_quoted(job.run_dir.resolve())}"]
+
+
+def launch(job: Job, rank_by: str, rank: int = 0, keep_slurm: bool = False) -> dict | None:
+    """Run one job to the end; returns its record (status ok / failed, metrics, error line). In a SLURM
+    job every task runs it (one per rank, as srun started them); rank 0 reports, the others log to
+    sweep_rank<N>.log and return None."""
     assert job.run_dir is not None
     job.run_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "lepton_cli.train", *job.overrides, f"hydra.run.dir={_quoted(job.run_dir.resolve())}"]
+    command = train_command(job)
     started = time.time()
-    with (job.run_dir / "sweep.log").open("w") as log:
+    with (job.run_dir / ("sweep.log" if rank == 0 else f"sweep_rank{rank}.log")).open("w") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        returncode = subprocess.run(command, check=False, stdout=log, stderr=subprocess.STDOUT, env=child_environment(),
-                                    stdin=subprocess.DEVNULL).returncode
-    wall = round(time.time() - started, 2)
+        returncode = subprocess.run(command, check=False, stdout=log, stderr=subprocess.STDOUT,
+                                    env=child_environment(keep_slurm), stdin=subprocess.DEVNULL).returncode
+    if rank != 0:
+        return None
     metrics = read_result(job.run_dir, rank_by) if returncode == 0 else None
     error = ""
     if returncode != 0:
         error = last_error_line(job.run_dir / "sweep.log") or f"exit code {returncode}"
     elif metrics is None:
         error = f"metrics.json missing or not finite (NaN?) for target/acc or {rank_by}"
+    return save_record(job, returncode, round(time.time() - started, 2), metrics, error)
+
+
+def save_record(job: Job, returncode: int | None, wall: float | None, metrics: dict | None, error: str) -> dict:
+    """The record of a run that ended, written to its sweep.json; returned with its metrics."""
+    assert job.run_dir is not None
+    job.run_dir.mkdir(parents=True, exist_ok=True)  # a SLURM job may end (cancelled, failed) before it starts
     record = {"overrides": job.overrides, "digest": job.digest, "returncode": returncode, "wall_time_s": wall,
               "status": "ok" if metrics is not None else "failed", "error": error}
     (job.run_dir / "sweep.json").write_text(json.dumps(record, indent=2))
@@ -362,8 +442,12 @@ def _saved_record(run_dir: Path) -> dict:
         return {}
 
 
-def run_jobs(jobs: list[Job], options: Options, on_done) -> None:
+def run_jobs(jobs: list[Job], options: Options, on_done, sweep_dir: Path) -> None:
     """Run the jobs, `options.jobs` at a time, calling `on_done(job)` as each one ends."""
+    if options.launcher != "local":
+        from lepton_cli.slurm import run_submitit_jobs
+
+        return run_submitit_jobs(jobs, options, on_done, sweep_dir)
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
         futures = {pool.submit(launch, job, options.rank_by): job for job in jobs}
         try:
@@ -430,6 +514,10 @@ def grid_command(options: Options) -> int:
     check_jobs(jobs_overrides)
     keys = varying_keys(jobs_overrides)
     sweep_dir = options.sweep_dir or default_sweep_dir()
+    if options.launcher != "local":
+        from lepton_cli.slurm import check_submitit_jobs
+
+        check_submitit_jobs(jobs_overrides, options, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     sweep = Sweep(options, keys, sweep_dir)
     to_run, done = plan(jobs_overrides, keys, sweep_dir, options)
@@ -440,7 +528,7 @@ def grid_command(options: Options) -> int:
     _write_manifest(sweep_dir, options, sweep.jobs)
     sweep.refresh()
     try:
-        run_jobs(to_run, options, lambda job: sweep.report(job, len(to_run)))
+        run_jobs(to_run, options, lambda job: sweep.report(job, len(to_run)), sweep_dir)
     except KeyboardInterrupt:
         sweep.refresh()
         print(f"\nlepton sweep: interrupted; rerun with --dir {sweep_dir} to resume", file=sys.stderr)
@@ -509,7 +597,7 @@ def optuna_command(options: Options) -> int:
                 batch_to_run += to_run
                 for job in done:
                     sweep.report(job, total)
-            run_jobs(batch_to_run, options, lambda job: sweep.report(job, total))
+            run_jobs(batch_to_run, options, lambda job: sweep.report(job, total), sweep_dir)
             for trial, jobs in trial_jobs:
                 values = [job.record["metrics"][metric] for job in jobs if job.record.get("status") == "ok"]
                 if len(values) == len(jobs):
@@ -543,13 +631,10 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         options = parse_args(argv)
-        if options.launcher == "slurm":
-            try:
-                import submitit  # noqa: F401
-            except ImportError:
-                raise LeptonError("--launcher slurm needs submitit, an optional extra: pip install lepton[cluster]") from None
-            raise LeptonError("--launcher slurm is not implemented yet; use hydra-submitit-launcher with `lepton train -m` "
-                              "(see the docstring of lepton_cli/sweep.py)")
+        if options.launcher != "local":
+            from lepton_cli.slurm import require_submitit
+
+            require_submitit(options.launcher)
         if not options.grid and options.optuna_trials is None:
             raise LeptonError("nothing to sweep; give overrides such as method=source_only,dann seed=0,1 or sweep=PRESET")
         return optuna_command(options) if options.optuna_trials is not None else grid_command(options)

@@ -150,11 +150,6 @@ def test_optuna_missing_is_one_line_with_the_extra(monkeypatch, capsys, tmp_path
     assert not (tmp_path / "s").exists()
 
 
-def test_slurm_launcher_says_what_is_missing(capsys):
-    assert sweep.main(["--launcher", "slurm", "seed=0,1"]) == 2
-    assert "slurm" in capsys.readouterr().err
-
-
 # ---- real runs (subprocesses) ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_four_run_sweep_gives_two_row_leaderboard_and_resumes(tmp_path, capsys):
@@ -201,3 +196,13 @@ def test_optuna_two_trial_study(tmp_path, capsys):
     assert "Optuna, 2 trials" in out and "best trial: {'method.lr':" in out
     table = read_csv(sweep_dir / "leaderboard.csv")
     assert len(table) == 2 and all(1e-3 <= float(row["method.lr"]) <= 1e-1 for row in table)
+
+
+def test_hydra_optuna_sweeper_spelling_means_optuna(capsys):
+    assert sweep.parse_args(["hydra/sweeper=optuna", "method.lr=interval(0.001,0.1)"]).optuna_trials == 20
+    options = sweep.parse_args(["hydra/sweeper=optuna", "hydra.sweeper.n_trials=5", "hydra.sweeper.direction=minimize",
+                                "--rank-by", "source/acc", "method.lr=interval(0.001,0.1)"])
+    assert (options.optuna_trials, options.rank_by, options.grid) == (5, "-source/acc", ["method.lr=interval(0.001,0.1)"])
+    assert sweep.parse_args(["hydra/sweeper=basic", "seed=0,1"]).optuna_trials is None
+    assert sweep.main(["hydra.sweeper.sampler.seed=3", "seed=0,1"]) == 2
+    assert "hydra.sweeper.n_trials=N" in capsys.readouterr().err

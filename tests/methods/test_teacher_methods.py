@@ -194,3 +194,53 @@ def test_pseudo_label_weight_ramps_up_linearly(monkeypatch):
     for progress, weight in [(0.0, 0.0), (0.05, 1.0), (0.1, 2.0), (0.7, 2.0)]:
         monkeypatch.setattr(PseudoLabel, "progress", property(lambda self, p=progress: p))
         assert method.unsupervised_weight() == pytest.approx(weight)
+
+
+class Recorder(torch.nn.Module):
+    """Remembers the last batch it saw; as an augmentation it marks its output (x + offset)."""
+
+    def __init__(self, offset: float = 0.0, logits: int | None = None):
+        super().__init__()
+        self.offset, self.logits, self.seen = offset, logits, None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.seen = images.detach().clone()
+        return images.float() + self.offset if self.logits is None else torch.zeros(len(images), self.logits)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+@pytest.mark.parametrize("student_view", ["weak", "strong"])
+def test_distill_teacher_sees_the_weak_view_and_the_student_the_chosen_one(student_view):
+    from lepton_cli.methods import Distill
+    from lepton_cli.models.backbones import SmallCNN
+
+    teacher = Recorder(logits=10)
+    method = Distill(SmallCNN(), 10, teacher=teacher, weak_augment=Recorder(0.0), strong_augment=Recorder(1000.0),
+                     student_view=student_view)
+    student_input = {}
+    method.model.register_forward_pre_hook(lambda module, args: student_input.setdefault("images", args[0]))
+    source, target = (torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8) for _ in range(2))
+    method.training_step({"source": (source, torch.arange(4)), "target": (target, torch.full((4,), -1))}, 0)
+
+    assert torch.equal(teacher.seen, target.float())  # weak view: +0
+    offset = 1000.0 if student_view == "strong" else 0.0
+    assert torch.equal(student_input["images"], torch.cat([source.float(), target.float() + offset]))
+
+
+def test_distribution_alignment_damps_classes_the_model_over_predicts():
+    from lepton_cli.methods import PseudoLabel
+    from lepton_cli.models.backbones import SmallCNN
+
+    method = PseudoLabel(SmallCNN(), 3, distribution_alignment=True, alignment_momentum=0.5)
+    probabilities = torch.tensor([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.6, 0.1, 0.3], [0.4, 0.5, 0.1]])
+    aligned = method.align(probabilities, source_labels=torch.tensor([0, 1, 2, 0, 1, 2]))
+
+    # Running marginals: half the prior (uniform), half this batch.
+    assert torch.allclose(method.target_marginal, 0.5 / 3 + 0.5 * probabilities.mean(0))
+    assert torch.allclose(method.source_marginal, torch.full((3,), 1 / 3))
+    expected = probabilities / method.target_marginal
+    assert torch.allclose(aligned, expected / expected.sum(1, keepdim=True))
+    assert torch.allclose(aligned.sum(1), torch.ones(4))
+    # Class 0 dominates the raw predictions; alignment moves the batch mean towards the source prior.
+    assert aligned.mean(0)[0] < probabilities.mean(0)[0]
+    assert (aligned.mean(0) - 1 / 3).abs().max() < (probabilities.mean(0) - 1 / 3).abs().max()
