@@ -3,7 +3,8 @@
 
 Lepton's images/s is measured without its start-up and evaluation: `lepton train` runs twice, with
 `data.steps_per_epoch` = SHORT and LONG (one epoch, the same evaluation), and the extra steps are
-divided by the extra wall time. Also times `lepton --help` and `lepton list`.
+divided by the extra wall time. Lepton runs without augmentation (`augment.weak.translate=0`), as the
+hand-written loop has none. Also times `lepton --help` and `lepton list`.
 
     python scripts/bench_overhead.py --methods source_only dann --short 50 --long 350
     python scripts/bench_overhead.py --trainer gpu     # on a GPU machine
@@ -35,7 +36,10 @@ def lepton_images_per_s(method: str, trainer: str, batch: int, short: int, long:
         with tempfile.TemporaryDirectory() as run_dir:
             seconds, _ = timed([sys.executable, "-m", "lepton_cli.train", f"method={method}", f"trainer={trainer}",
                                 "trainer.max_epochs=1", f"data.steps_per_epoch={steps}", f"data.batch_size={batch}",
-                                "logger=none", "report=false", f"hydra.run.dir={run_dir}/run"])
+                                "logger=none", "report=false", f"hydra.run.dir={run_dir}/run",
+                                # the hand-written loop does not augment: switch off the default weak
+                                # view's random translation so both do the same work per step
+                                "augment.weak.translate=0"])
             times.append(seconds)
     images_per_step = batch * (1 if method == "source_only" else 2)
     return (long - short) * images_per_step / (times[1] - times[0])
