@@ -5,6 +5,7 @@ Kept free of heavy imports: `lepton --help` and `lepton list` read only this mod
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -67,3 +68,14 @@ def _description(path: Path) -> str:
         if line.strip() and not line.startswith("#"):
             break
     return ""
+
+
+@functools.cache
+def compose_job(overrides: tuple[str, ...]):
+    """The experiment config one run would get from these overrides (`hydra.*` ones left out,
+    interpolations unresolved), composed without running anything."""
+    from hydra import compose, initialize_config_dir
+
+    job = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose("config", overrides=job)

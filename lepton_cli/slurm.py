@@ -39,7 +39,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lepton_cli.config import conf_dir
+from lepton_cli.config import compose_job
 from lepton_cli.errors import LeptonError
 from lepton_cli.sweep import Job, Options, in_job, launch, save_record
 
@@ -100,11 +100,7 @@ def require_submitit(launcher: str) -> None:
 def job_resources(overrides: tuple[str, ...]) -> dict:
     """What a run needs from SLURM, read from its composed trainer config: nodes = trainer.num_nodes,
     one task per device (trainer.devices), and as many GPUs unless trainer.accelerator=cpu."""
-    from hydra import compose, initialize_config_dir
-
-    job = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        trainer = compose("config", overrides=job).trainer
+    trainer = compose_job(overrides).trainer
     devices, accelerator = _device_count(trainer.get("devices")), str(trainer.get("accelerator", "cpu")).lower()
     if devices is None:
         raise LeptonError(f"SLURM jobs start one task per device: set trainer.devices to a number, not "

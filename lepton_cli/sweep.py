@@ -7,8 +7,8 @@ distributed-launch variables removed from its environment, so DDP runs work as i
 (Hydra's in-process multirun with `strategy=ddp` is fragile, see HYDRA_LIGHTNING_NOTES.md).
 
 Resume: a run directory is named `<varying overrides>_<hash>`, the hash being the sha1 of the
-run's sorted, normalised overrides (Hydra-canonical values, `source=` spelled `dataset@source=`,
-`hydra.*` left out). A run is finished when its metrics.json holds a finite target accuracy (and
+run's composed config (interpolations unresolved, `hydra.*` left out), so overrides that spell the
+same run differently, or in another order, find the same directory. A run is finished when its metrics.json holds a finite target accuracy (and
 ranking metric); failed or cut-off runs are moved aside to `<dir>.old-<n>` and run again, and so
 is every run with `--force`: old results are never deleted.
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, conf_dir, rewrite_overrides
+from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, compose_job, conf_dir, rewrite_overrides
 from lepton_cli.errors import LeptonError
 
 HELP = """\
@@ -284,9 +284,12 @@ def _is_shared_file(override: str) -> bool:
 
 
 def job_digest(overrides: list[str]) -> str:
-    """sha1 of the sorted job overrides without `hydra.*`: the same run whatever the order."""
-    kept = sorted(o.strip() for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/")))
-    return hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
+    """sha1 of the run's composed config (interpolations unresolved, `hydra.*` left out): the same
+    run whatever the order or spelling of its overrides, `method=source_only` written out or not."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(compose_job(tuple(overrides)), resolve=False)
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def varying_keys(jobs: list[list[str]]) -> list[str]:

@@ -53,6 +53,13 @@ def test_job_digest_ignores_order_and_hydra_settings():
     assert a != sweep.job_digest(["seed=1", "method.lr=0.01"])
 
 
+def test_job_digest_is_of_the_composed_config_not_of_its_spelling():
+    default = sweep.job_digest([])
+    assert sweep.job_digest(["method=source_only"]) == default  # the default, written out
+    assert sweep.job_digest(["dataset@source=synth_digits", "method.lr=1e-2"]) == default  # 1e-2 is the default lr
+    assert sweep.job_digest(["method.lr=0.02"]) != default
+
+
 def test_preset_is_a_grid_that_command_line_overrides_extend(tmp_path):
     options = sweep.parse_args(["sweep=methods_digits", "seed=7", "--dir", str(tmp_path)])
     jobs = sweep.expand_grid(options.grid)
