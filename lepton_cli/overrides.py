@@ -6,7 +6,7 @@ Hydra's own messages span several lines and exit with 1; here every problem beco
 
 from __future__ import annotations
 
-from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, conf_dir, group_options
+from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, compose_job, conf_dir, group_options
 from lepton_cli.errors import LeptonError
 
 HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -57,9 +57,12 @@ def check_overrides(args: list[str]) -> None:
         try:
             # Defaults of the chosen groups, before values are overridden: the types to check against.
             _check_types(compose("config", overrides=choices), values)
-            compose("config", overrides=[text for text, _ in job])
         except HydraException as error:
             raise LeptonError(_one_line(error)) from None
+    try:
+        compose_job(tuple(text for text, _ in job))  # cached: a sweep's resume hash reuses it
+    except HydraException as error:
+        raise LeptonError(_one_line(error)) from None
 
 
 def _group_of(key: str) -> str | None:

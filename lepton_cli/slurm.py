@@ -30,7 +30,6 @@ not see those runs):
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import shutil
@@ -52,6 +51,7 @@ SLURM_SETTINGS = ("partition", "qos", "account", "constraint", "exclude", "comme
                   "additional_parameters", "setup", "srun_args")
 # hydra-submitit-launcher's defaults (submitit's own timeout is 5 minutes).
 DEFAULT_SETTINGS = {"timeout_min": 60, "name": "lepton-sweep"}
+
 
 def launcher_settings(launcher: str, preset: dict, line: dict[str, str]) -> dict:
     """The submitit executor's settings: a preset's `launcher:` mapping, then `hydra.launcher.KEY=VALUE`
@@ -96,7 +96,6 @@ def require_submitit(launcher: str) -> None:
                           "(--launcher local runs the sweep here)")
 
 
-@functools.cache
 def job_resources(overrides: tuple[str, ...]) -> dict:
     """What a run needs from SLURM, read from its composed trainer config: nodes = trainer.num_nodes,
     one task per device (trainer.devices), and as many GPUs unless trainer.accelerator=cpu."""

@@ -8,9 +8,10 @@ distributed-launch variables removed from its environment, so DDP runs work as i
 
 Resume: a run directory is named `<varying overrides>_<hash>`, the hash being the sha1 of the
 run's composed config (interpolations unresolved, `hydra.*` left out), so overrides that spell the
-same run differently, or in another order, find the same directory. A run is finished when its metrics.json holds a finite target accuracy (and
-ranking metric); failed or cut-off runs are moved aside to `<dir>.old-<n>` and run again, and so
-is every run with `--force`: old results are never deleted.
+same run differently, or in another order, find the same directory. A run is finished when its
+metrics.json holds a finite target accuracy (and ranking metric); failed or cut-off runs are moved
+aside to `<dir>.old-<n>` and run again, and so is every run with `--force`: old results are never
+deleted.
 
 Clusters: `--launcher slurm` submits each run as a SLURM job through submitit; see lepton_cli/slurm.py.
 """
