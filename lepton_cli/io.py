@@ -1,0 +1,133 @@
+"""Every file Lepton writes or loads goes through here.
+
+Writes are atomic (a temp file in the same folder, fsync, rename): a reader, a resumed run or a
+crash sees the old file or the whole new one, never half of it, and a failed write (disk full, no
+permission) leaves nothing behind and becomes one `LeptonError` naming the file.
+
+Loads never run code: checkpoints are read with `torch.load(weights_only=True)` and pickled data
+formats (CIFAR-10's batches) with `restricted_unpickle`, which builds plain containers, strings,
+bytes and NumPy arrays and refuses every other global. Torch is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lepton_cli.errors import LeptonError
+
+
+# ---- writing ----------------------------------------------------------------------------------------
+def write_atomically(path: str | Path, data: bytes | str) -> None:
+    """Write `data` (bytes or text) to `path` atomically; see the module docstring."""
+    path = Path(path)
+    data = data.encode() if isinstance(data, str) else data
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the usual permissions
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # a full disk often reports only here
+        os.replace(tmp, path)
+    except OSError as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise LeptonError(f"could not write {path}: {describe_os_error(error)}") from None
+    except BaseException:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomically(path: str | Path, data: Any) -> None:
+    write_atomically(path, json.dumps(data, indent=2))
+
+
+def write_text_atomically(path: str | Path, lines: list[str]) -> None:
+    write_atomically(path, "\n".join(lines) + "\n")
+
+
+def write_with_atomically(path: str | Path, write: Any) -> None:
+    """Atomic write of what `write(handle)` puts into a binary buffer (np.savez, torch.save, csv...)."""
+    buffer = io.BytesIO()
+    write(buffer)
+    write_atomically(path, buffer.getvalue())
+
+
+def describe_os_error(error: OSError) -> str:
+    fixes = {
+        errno.ENOSPC: "no space left on the device; free some space (or write elsewhere with hydra.run.dir=) "
+                      "and continue with resume=",
+        errno.EACCES: "permission denied; choose a writable hydra.run.dir",
+        errno.EROFS: "the file system is read-only; choose a writable hydra.run.dir",
+        errno.ENOTDIR: "a part of the path is a file, not a directory; choose another hydra.run.dir",
+        errno.EDQUOT: "disk quota exceeded; free some space and continue with resume=",
+        errno.ENAMETOOLONG: "the file name is too long; choose a shorter hydra.run.dir",
+    }
+    return fixes.get(error.errno, f"{error.strerror or error}; check the path and free space")
+
+
+# ---- loading ----------------------------------------------------------------------------------------
+def safe_torch_load(path: str | Path, what: str) -> Any:
+    """`torch.load(weights_only=True)` with one-line errors: a missing file, a file that would
+    run code when unpickled (refused, never executed) and an unreadable file each say what to do."""
+    import torch
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise LeptonError(f"{what} {path} does not exist; give the path of a .ckpt written by lepton train "
+                          "(runs/<run>/checkpoints/last.ckpt)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "global" not in str(error).lower():  # garbage bytes fail in the unpickler too, without a GLOBAL
+            raise LeptonError(f"{what} {path} is not a readable checkpoint (UnpicklingError); it may be truncated "
+                              "or of another format: give a .ckpt written by lepton train") from None
+        first = next((line.strip() for line in str(error).splitlines() if "global" in line.lower()), "")
+        raise LeptonError(f"refused to load {what} {path}: it holds Python objects that unpickling would execute, "
+                          f"not only weights ({first[:120] or 'UnpicklingError'}); Lepton loads with weights_only=True: "
+                          "use a checkpoint written by lepton train and never load files from untrusted sources") from None
+    except Exception as error:  # noqa: BLE001 - truncated, not a zip, not a torch file: one answer
+        raise LeptonError(f"{what} {path} is not a readable checkpoint ({type(error).__name__}); it may be "
+                          "truncated or of another format: give a .ckpt written by lepton train") from None
+
+
+# The globals a pickled NumPy array needs, and nothing else: no callable that could run code.
+_NUMPY_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),  # how Python 2 pickles (CIFAR-10's) carry bytes
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _NUMPY_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+
+
+def restricted_unpickle(handle: BinaryIO, what: str, encoding: str = "bytes") -> Any:
+    """Unpickle plain containers, str/bytes, numbers and NumPy arrays only; anything else (a
+    crafted file that would call a function) is refused with one line, never executed."""
+    try:
+        return _RestrictedUnpickler(handle, encoding=encoding).load()
+    except pickle.UnpicklingError as error:
+        if "is not allowed" in str(error):
+            raise LeptonError(f"refused to read {what}: it holds Python objects that unpickling would execute "
+                              f"({error}); the file is not the data set's original file: download it again") from None
+        raise LeptonError(f"{what} is not a readable pickle ({error}); it may be truncated: download it again") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as error:
+        raise LeptonError(f"{what} is truncated or corrupt ({type(error).__name__}); download it again") from None
