@@ -11,6 +11,7 @@ bytes and NumPy arrays and refuses every other global. Torch is imported inside 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -18,6 +19,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from lepton_cli.errors import LeptonError
@@ -58,7 +60,7 @@ def write_text_atomically(path: str | Path, lines: list[str]) -> None:
     write_atomically(path, "\n".join(lines) + "\n")
 
 
-def write_with_atomically(path: str | Path, write: Any) -> None:
+def write_buffer_atomically(path: str | Path, write: Any) -> None:
     """Atomic write of what `write(handle)` puts into a binary buffer (np.savez, torch.save, csv...)."""
     buffer = io.BytesIO()
     write(buffer)
@@ -131,3 +133,48 @@ def restricted_unpickle(handle: BinaryIO, what: str, encoding: str = "bytes") ->
         raise LeptonError(f"{what} is not a readable pickle ({error}); it may be truncated: download it again") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as error:
         raise LeptonError(f"{what} is truncated or corrupt ({type(error).__name__}); download it again") from None
+
+
+# ---- locks ------------------------------------------------------------------------------------------
+LOCK_NAME = ".lepton.lock"
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on `directory` (an `flock` on its `.lepton.lock`) while the block
+    runs; a second process that tries fails at once with one line. The kernel drops the lock when
+    the holder dies, even by SIGKILL, so a stale lock file never blocks anyone."""
+    import fcntl
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LeptonError(f"{what} {directory} is in use by another Lepton process (it holds {LOCK_NAME}); "
+                              "wait for it to finish or stop it, or choose another directory") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def is_locked(directory: str | Path) -> bool:
+    """Whether a live process holds `directory_lock` on `directory` (never blocks)."""
+    import fcntl
+
+    path = Path(directory) / LOCK_NAME
+    if not path.is_file():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False

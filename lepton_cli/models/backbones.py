@@ -59,7 +59,7 @@ def timm_backbone(name: str, pretrained: bool = False, in_chans: int = 3, checkp
 
 def load_backbone_weights(model: nn.Module, checkpoint: str | Path) -> None:
     """Load weights saved by Lepton or timm; never unpickle arbitrary objects."""
-    from lepton_cli.safety import check_checkpoint_file
+    from lepton_cli.checkpoints import check_checkpoint_file
 
     path = Path(checkpoint).expanduser()
     state = check_checkpoint_file(path, "checkpoint")
