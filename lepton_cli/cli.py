@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return eval_main(rest)
     if command == "report":
-        from lepton_cli.reporting.report import main as report_main
+        from lepton_cli.report import main as report_main
 
         return report_main(rest)
     print(f"lepton: error: unknown command {command!r}; choose one of: train, sweep, list, eval, report (see lepton --help)", file=sys.stderr)

@@ -12,10 +12,9 @@ the functions so that `lepton eval --help` answers at once.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from lepton_cli.errors import LeptonError
+from lepton_cli.errors import LeptonError, one_line_errors
 
 EVAL_HELP = """\
 usage: lepton eval checkpoint=PATH [target=NAME] [KEY=VALUE...] [hydra.run.dir=DIR]
@@ -56,48 +55,6 @@ def parse_args(args: list[str]) -> tuple[str, str | None, str | None, list[str]]
     return checkpoint, target, output_dir, overrides
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """A Lepton checkpoint as a dict of tensors and plain values; refuses anything else."""
-    from lepton_cli.safety import safe_load
-
-    checkpoint = safe_load(path, "checkpoint")
-    if not isinstance(checkpoint, dict) or "lepton_config" not in checkpoint or "state_dict" not in checkpoint:
-        raise LeptonError(f"{Path(path).expanduser()} is not a Lepton checkpoint (no lepton_config in it); "
-                          "evaluate a checkpoint written by lepton train")
-    return checkpoint
-
-
-def checkpoint_classes(checkpoint: dict) -> list[str]:
-    hyper_parameters = checkpoint.get("hyper_parameters") or {}
-    classes = checkpoint.get("lepton_classes") or hyper_parameters.get("class_names")
-    if not classes:
-        raise LeptonError("the checkpoint does not record its class names; re-create it with lepton train")
-    return [str(c) for c in classes]
-
-
-def build_classifier(checkpoint: dict):
-    """(Classifier with the checkpoint's weights, in eval mode; the uint8 → input normalisation)."""
-    from hydra.utils import instantiate
-
-    from lepton_cli.models.heads import Classifier
-
-    config = checkpoint["lepton_config"]
-    student = dict(config["student"])
-    if "pretrained" in student:
-        student["pretrained"] = False  # the weights come from the checkpoint: never download
-    classes = checkpoint_classes(checkpoint)
-    bottleneck = (checkpoint.get("hyper_parameters") or {}).get("bottleneck_dim", config["method"].get("bottleneck_dim"))
-    classifier = Classifier(instantiate(student), len(classes), bottleneck)
-    weights = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    missing, _unexpected = classifier.load_state_dict(weights, strict=False)
-    if missing:
-        raise LeptonError(f"the checkpoint's weights do not fit its config (missing {', '.join(missing[:3])}); "
-                          "it may come from another Lepton version")
-    augment = instantiate(config["augment"]["weak"]) if "augment" in config else None
-    normalize = augment.normalize if augment is not None else (lambda images: (images.float() / 255 - 0.5) / 0.5)
-    return classifier.eval(), normalize
-
-
 def target_domain_config(name: str) -> dict:
     """The resolved config of data set NAME, composed with Hydra as `lepton train target=NAME` would."""
     from hydra import compose, initialize_config_dir
@@ -133,42 +90,27 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def target_test_split(config: dict, target: dict, classes: list[str]):
-    """(uint8 images, labels in the checkpoint's class order restricted to the shared classes, alignment)."""
-    from hydra.utils import instantiate
-
-    from lepton_cli.data.alignment import ClassAlignment
-    from lepton_cli.data.datamodule import to_tensor
-
-    data = config["data"]
-    domain = instantiate(target)
-    arrays = domain.load("test", data["root"], data.get("download", False), data.get("cache_dir"))
-    alignment = ClassAlignment.between(classes, arrays.classes, "checkpoint", domain.name)
-    arrays = alignment.apply(arrays)
-    if len(arrays) == 0:
-        raise LeptonError(f"the test split of {domain.name} has no images of the checkpoint's classes")
-    images, labels = to_tensor(arrays, data["image_size"], data["channels"])
-    return images, labels, alignment
-
-
 def evaluate(checkpoint_path: str, target: str | None = None, overrides: list[str] | None = None,
              output_dir: str | None = None, quiet: bool = False) -> dict:
     """Evaluate a checkpoint on a target test split; returns what eval.json holds."""
     import torch
 
+    from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, load_checkpoint, evaluation_split
+    from lepton_cli.io import write_json_atomically
     from lepton_cli.methods.base import classification_metrics
-    from lepton_cli.train import write_json_atomically
 
     checkpoint = load_checkpoint(checkpoint_path)
     config = apply_overrides(checkpoint["lepton_config"], overrides or [])
     classes = checkpoint_classes(checkpoint)
     target_config = target_domain_config(target) if target else config["target"]
     classifier, normalize = build_classifier(checkpoint)
-    images, labels, alignment = target_test_split(config, target_config, classes)
+    images, labels, alignment = evaluation_split(config, target_config, classes, "target")
     # Score only the classes both share, as training does (their indices in the checkpoint's order).
     shared = torch.tensor([classes.index(c) for c in alignment.classes])
     metrics = classification_metrics(len(alignment.classes))
-    batch_size = int(config["data"].get("eval_batch_size", 512))
+    batch_size = config["data"].get("eval_batch_size", 512)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise LeptonError(f"data.eval_batch_size must be a whole number ≥ 1, got {batch_size!r}; e.g. data.eval_batch_size=256")
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
             logits, _ = classifier(normalize(images[start:start + batch_size]))
@@ -181,7 +123,6 @@ def evaluate(checkpoint_path: str, target: str | None = None, overrides: list[st
               "target": target_config["name"], "trained_target": checkpoint["lepton_config"]["target"]["name"],
               "images": len(labels)}
     directory = Path(output_dir).expanduser() if output_dir else Path(checkpoint_path).parent
-    directory.mkdir(parents=True, exist_ok=True)
     write_json_atomically(directory / "eval.json", report)
     if not quiet:
         from lepton_cli.reporting.tables import print_metrics
@@ -193,18 +134,11 @@ def evaluate(checkpoint_path: str, target: str | None = None, overrides: list[st
     return report
 
 
+@one_line_errors
 def main(args: list[str]) -> int:
-    import os
-
     if args[:1] in (["-h"], ["--help"]):
         print(EVAL_HELP, end="")
         return 0
-    try:
-        checkpoint, target, output_dir, overrides = parse_args(args)
-        evaluate(checkpoint, target, overrides, output_dir)
-    except LeptonError as error:
-        if os.environ.get("LEPTON_DEBUG") == "1":
-            raise
-        print(f"lepton: error: {error}", file=sys.stderr)
-        return error.exit_code
+    checkpoint, target, output_dir, overrides = parse_args(args)
+    evaluate(checkpoint, target, overrides, output_dir)
     return 0

@@ -38,9 +38,7 @@ def write_atomically(path: str | Path, data: bytes | str) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the usual permissions
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # a full disk often reports only here
+            _write_all(handle, data, path)
         os.replace(tmp, path)
     except OSError as error:
         if tmp is not None:
@@ -50,6 +48,13 @@ def write_atomically(path: str | Path, data: bytes | str) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_all(handle: BinaryIO, data: bytes, path: Path) -> None:
+    """Write and flush to disk (a full disk often reports only here). `path` is the final name."""
+    handle.write(data)
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def write_json_atomically(path: str | Path, data: Any) -> None:

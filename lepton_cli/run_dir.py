@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lepton_cli.checkpoints import last_checkpoint
 from lepton_cli.errors import LeptonError
+from lepton_cli.io import is_locked
 
 INSPECT_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "-m", "--multirun",
                  "--shell-completion", "-sc")
@@ -31,35 +32,174 @@ def _key_of(arg: str) -> str:
 
 
 def prepare_args(args: list[str]) -> list[str]:
-    """`resume=DIR` → the overrides DIR was started with, then the new ones, then
-    `hydra.run.dir=DIR`; and a run directory given by hydra.run.dir that cannot be used (a finished
-    run, an interrupted one without resume=, an unwritable place) is refused before Hydra writes to it."""
-    if any(arg.split("=")[0] in INSPECT_FLAGS for arg in args):
+    """The command line with the run directory settled before Hydra writes anything into it.
+
+    - `resume=DIR` → the overrides DIR was started with (read as data, see `saved_overrides`), then
+      the new ones, `hydra.run.dir=DIR`, and `hydra.output_subdir=null`: Hydra does not rewrite the
+      run's `.hydra/`; `record_overrides` does, once every check has passed.
+    - otherwise the run directory Hydra would use is resolved now (interpolations, `..`, symlinks)
+      and pinned as `hydra.run.dir=`, so what is checked (a finished run, an interrupted one, an
+      unwritable place, the file-system root) is what Hydra then writes to.
+    """
+    if any(arg.split("=")[0] in INSPECT_FLAGS for arg in args) or _is_child_rank():
         return args
     resume = _value_of(args, "resume")
     if resume:
         run_dir = Path(resume).expanduser().resolve()
+        check_not_in_use(run_dir)
         check_resumable(run_dir)
-        given = [a for a in args if _key_of(a) not in ("resume", "hydra.run.dir")]
+        given = [a for a in args if _key_of(a) not in ("resume", "hydra.run.dir", "hydra.output_subdir")]
         given_keys = {_key_of(a) for a in given}
         saved = [a for a in saved_overrides(run_dir) if _key_of(a) not in ("resume", *given_keys)]
-        return [*saved, *given, f"resume={run_dir}", f"hydra.run.dir={run_dir}"]
-    run_dir = _value_of(args, "hydra.run.dir")
-    check_writable(Path(run_dir or "runs").expanduser())
-    if run_dir:
-        check_run_dir(Path(run_dir).expanduser(), resuming=False)
-    return args
+        return [*saved, *given, f"resume={run_dir}", f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
+    run_dir = resolve_run_dir(args)
+    check_not_in_use(run_dir)
+    check_writable(run_dir)
+    check_run_dir(run_dir, resuming=False)
+    return [*(a for a in args if _key_of(a) != "hydra.run.dir"), f"hydra.run.dir={run_dir}"]
+
+
+def run_dir_of(args: list[str]) -> Path | None:
+    """The pinned run directory of a prepared command line (None for `--cfg`, `-m`, ...)."""
+    if any(arg.split("=")[0] in INSPECT_FLAGS for arg in args):
+        return None
+    value = _value_of(args, "hydra.run.dir")
+    return Path(value) if value and "${" not in value else None
+
+
+def resolve_run_dir(args: list[str]) -> Path:
+    """The absolute run directory Hydra would make of these overrides (its `${now:...}` taken now)."""
+    value = _value_of(args, "hydra.run.dir")
+    if value is None or "${" in value:
+        value = _compose_run_dir([a for a in args if not a.startswith("-")])
+    if not value.strip():
+        raise LeptonError("hydra.run.dir is empty; give a directory, e.g. hydra.run.dir=runs/my_run")
+    path = Path(os.path.realpath(Path(value).expanduser()))
+    if path == path.parent or path == Path.home().resolve():
+        raise LeptonError(f"hydra.run.dir={value} is {path}, not a directory of its own; choose a new one, "
+                          "e.g. hydra.run.dir=runs/my_run")
+    return path
+
+
+def _compose_run_dir(overrides: list[str]) -> str:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lepton_cli.config import conf_dir
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            value = OmegaConf.select(cfg, "hydra.run.dir")
+    except (HydraException, OmegaConfBaseException) as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise LeptonError(f"could not resolve hydra.run.dir: {first}; give a plain path, e.g. hydra.run.dir=runs/my_run") from None
+    if not isinstance(value, str):
+        raise LeptonError(f"hydra.run.dir must be a path, got {value!r}; e.g. hydra.run.dir=runs/my_run")
+    return value
+
+
+def _is_child_rank() -> bool:
+    """A rank that Lightning's DDP launcher started: its parent prepared the command line already."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
 
 
 def saved_overrides(run_dir: Path) -> list[str]:
-    """The command-line overrides a run was started with (Hydra keeps them in .hydra/overrides.yaml)."""
+    """The overrides a run was started with (`.hydra/overrides.yaml`), read as data: a shared run
+    directory is someone else's file, so only what Lepton's config knows is taken — choices of
+    Lepton's config groups among their options, and plain values for keys the config has — and
+    anything else (Hydra's own settings, `_target_`-like keys, interpolations, new keys outside
+    `trainer.`) is refused with one line, never passed to Hydra."""
     import yaml
 
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return []
-    loaded = yaml.safe_load(path.read_text()) or []
-    return [str(item) for item in loaded]
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise LeptonError(f"resume={run_dir}: {path} is unreadable ({type(error).__name__}); restore it or start "
+                          "the run again without resume=") from None
+    if loaded is None:
+        return []
+    if not isinstance(loaded, list) or not all(isinstance(item, str) for item in loaded):
+        raise LeptonError(f"resume={run_dir}: {path} is not a list of overrides; restore it or start the run again "
+                          "without resume=")
+    check_saved_overrides(loaded, f"resume={run_dir}: {path}")
+    return loaded
+
+
+def check_saved_overrides(overrides: list[str], where: str) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, conf_dir, group_options
+
+    def refuse(text: str, why: str) -> LeptonError:
+        return LeptonError(f"{where} holds {text!r}, which {why}; Lepton takes only its own settings from a run "
+                           "directory: remove that line or start the run again without resume=")
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        raise LeptonError(f"{where} holds overrides that cannot be read; restore it or start the run again "
+                          "without resume=") from None
+    choices, values = [], []
+    for text, override in zip(overrides, parsed):
+        key = override.key_or_group
+        spelled = f"{key}@{override.package}" if override.package else key  # source= arrives as dataset@source=
+        group = {alias: word for word, alias in GROUP_ALIASES.items()}.get(spelled, spelled)
+        if key.startswith("hydra") or override.is_delete():
+            raise refuse(text, "changes Hydra itself")
+        if group in USER_GROUPS:
+            if override.value() not in group_options(group):
+                raise refuse(text, f"is not one of Lepton's {group} options")
+            choices.append(text)
+            continue
+        if any(part.startswith("_") for part in key.split(".")):
+            raise refuse(text, "would make Hydra build or call something")
+        if not _is_plain(override.value()):
+            raise refuse(text, "is not a plain value (an interpolation, a sweep or an object)")
+        values.append((text, override))
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        try:
+            known = compose("config", overrides=choices)
+        except HydraException:
+            raise LeptonError(f"{where} holds group choices this Lepton cannot compose; start the run again without "
+                              "resume=") from None
+    for text, override in values:
+        key = override.key_or_group
+        exists = OmegaConf.select(known, key, default="<missing>", throw_on_missing=False) != "<missing>"
+        if not exists and not (override.is_add() and key.startswith("trainer.") and key.count(".") == 1):
+            raise refuse(text, "sets a key Lepton's config does not have")
+
+
+def _is_plain(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, str):
+        return "${" not in value
+    return isinstance(value, (int, float, bool, type(None)))
+
+
+def record_overrides(run_dir: Path, overrides: list[str]) -> None:
+    """After a resume's checks passed: the overrides the run now continues with, for the next resume."""
+    import yaml
+
+    from lepton_cli.io import write_atomically
+
+    kept = [o for o in overrides if _key_of(o) != "resume"]
+    write_atomically(run_dir / ".hydra" / "overrides.yaml", yaml.safe_dump(kept, default_flow_style=False))
+
+
+def check_not_in_use(run_dir: Path) -> None:
+    if is_locked(run_dir):
+        raise LeptonError(f"{run_dir} is in use by another Lepton process (a run is still training there); wait for "
+                          "it to finish or stop it first (nothing was changed)")
 
 
 def check_resumable(run_dir: Path) -> None:

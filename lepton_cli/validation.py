@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from lepton_cli.checkpoints import check_checkpoint_file
 from lepton_cli.errors import LeptonError
 
 # Numeric config values checked by the pattern of their dotted key (fnmatch), whatever the method

@@ -28,8 +28,8 @@ def main(overrides: list[str]) -> None:
 
     from lepton_cli.config import conf_dir, rewrite_overrides
     from lepton_cli.data.datamodule import to_tensor
-    from lepton_cli.teacher import build_teacher
-    from lepton_cli.train import build_datamodule
+    from lepton_cli.builders.teacher import build_teacher
+    from lepton_cli.builders.data import build_datamodule
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=["method=distill", *rewrite_overrides(overrides)])

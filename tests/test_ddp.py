@@ -81,7 +81,7 @@ PROBE = textwrap.dedent("""
     import torch.distributed as dist
     from hydra import compose, initialize_config_dir
     from lepton_cli.config import conf_dir, rewrite_overrides
-    from lepton_cli.train import build_datamodule
+    from lepton_cli.builders.data import build_datamodule
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=rewrite_overrides({overrides!r}))
@@ -151,7 +151,8 @@ def evaluate_in_one_process(run_dir: Path) -> dict:
     import torch
     from omegaconf import OmegaConf
 
-    from lepton_cli.train import build_datamodule, build_method
+    from lepton_cli.builders.data import build_datamodule
+    from lepton_cli.builders.method import build_method
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     data = build_datamodule(cfg)

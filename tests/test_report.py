@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from lepton_cli.reporting import plots
-from lepton_cli.reporting.report import main as report_main
-from lepton_cli.reporting.report import write_sweep_report
+from lepton_cli.report import main as report_main
+from lepton_cli.reporting.markdown import write_sweep_report
 from tests.conftest import TINY, compose_config
 
 PNGS = (plots.CURVES, plots.CONFUSION, plots.TSNE)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lepton_cli.safety import prepare_args
+from lepton_cli.run_dir import prepare_args
 from tests.conftest import TINY
 
 TWO_EPOCHS = [*[o for o in TINY if not o.startswith(("data.steps_per_epoch", "trainer.max_epochs"))],
@@ -52,7 +52,7 @@ def test_resume_reuses_the_run_directory_and_its_overrides(tmp_path):
     (run_dir / ".hydra").mkdir()
     (run_dir / ".hydra" / "overrides.yaml").write_text("- method.lr=0.05\n- seed=3\n")
     args = prepare_args(["seed=4", f"resume={run_dir}"])
-    assert args == ["method.lr=0.05", "seed=4", f"resume={run_dir}", f"hydra.run.dir={run_dir}"]
+    assert args == ["method.lr=0.05", "seed=4", f"resume={run_dir}", f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
 
 
 @pytest.mark.slow

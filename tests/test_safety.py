@@ -9,7 +9,8 @@ import socket
 import pytest
 import torch
 
-from lepton_cli import safety
+from lepton_cli import io as lepton_io
+from lepton_cli.checkpoints import atomic_checkpoint_io
 from lepton_cli.errors import LeptonError
 
 NO_REPORT = ["report=false"]
@@ -17,7 +18,7 @@ NO_REPORT = ["report=false"]
 
 def fail_writes_to(monkeypatch, predicate) -> None:
     """Disk full for the files `predicate` picks: half the bytes land in the temp file, then ENOSPC."""
-    real = safety._write_all
+    real = lepton_io._write_all
 
     def write(handle, data, path):
         if predicate(path):
@@ -25,7 +26,7 @@ def fail_writes_to(monkeypatch, predicate) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(handle, data, path)
 
-    monkeypatch.setattr(safety, "_write_all", write)
+    monkeypatch.setattr(lepton_io, "_write_all", write)
 
 
 def test_disk_full_on_checkpoint_is_one_error_and_leaves_no_half_file(run_experiment, monkeypatch, tmp_path):
@@ -48,17 +49,17 @@ def test_disk_full_leaves_nothing_behind(run_experiment, monkeypatch, tmp_path):
 
 def test_write_atomically_keeps_the_old_file_when_a_write_fails(tmp_path, monkeypatch):
     target = tmp_path / "metrics.json"
-    safety.write_atomically(target, '{"old": 1}')
+    lepton_io.write_atomically(target, '{"old": 1}')
     fail_writes_to(monkeypatch, lambda path: True)
     with pytest.raises(LeptonError, match="no space left"):
-        safety.write_atomically(target, '{"new": 2}' * 1000)
+        lepton_io.write_atomically(target, '{"new": 2}' * 1000)
     assert target.read_text() == '{"old": 1}' and list(tmp_path.iterdir()) == [target]
 
 
 def test_write_into_a_path_under_a_file_is_one_error(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(LeptonError, match="a part of the path is a file"):
-        safety.write_atomically(tmp_path / "afile" / "run" / "metrics.json", "{}")
+        lepton_io.write_atomically(tmp_path / "afile" / "run" / "metrics.json", "{}")
 
 
 def test_nan_loss_stops_with_step_term_and_fix_keeping_the_last_good_checkpoint(run_experiment, monkeypatch, tmp_path):
@@ -108,7 +109,7 @@ def test_resume_checkpoints_are_loaded_without_pickled_code(tmp_path):
 
     torch.save({"state_dict": {}, "loops": Payload()}, tmp_path / "last.ckpt")
     with pytest.raises(LeptonError, match="refused"):
-        safety.atomic_checkpoint_io().load_checkpoint(tmp_path / "last.ckpt")
+        atomic_checkpoint_io().load_checkpoint(tmp_path / "last.ckpt")
     assert not marker.exists()
 
 
@@ -127,9 +128,9 @@ def test_truncated_data_cache_is_not_trusted(tmp_path):
 
 def test_checkpoints_are_written_through_a_temp_file(tmp_path, monkeypatch):
     renames = []
-    real = safety.os.replace
-    monkeypatch.setattr(safety.os, "replace", lambda src, dst: (renames.append((src, dst)), real(src, dst)))
-    safety.atomic_checkpoint_io().save_checkpoint({"state_dict": {"w": torch.ones(2)}}, tmp_path / "last.ckpt")
+    real = lepton_io.os.replace
+    monkeypatch.setattr(lepton_io.os, "replace", lambda src, dst: (renames.append((src, dst)), real(src, dst)))
+    atomic_checkpoint_io().save_checkpoint({"state_dict": {"w": torch.ones(2)}}, tmp_path / "last.ckpt")
     (temp_name, final), = renames
     assert pathlib.Path(temp_name).name.endswith(".tmp") and pathlib.Path(temp_name).parent == tmp_path
     assert final == tmp_path / "last.ckpt"

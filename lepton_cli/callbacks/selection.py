@@ -6,12 +6,12 @@ validation epoch, the report draws its pictures after testing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
+from lepton_cli.io import write_json_atomically
 from lepton_cli.selection import Validator
 
 
@@ -105,7 +105,7 @@ def target_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, floa
 class ReportCallback(pl.Callback):
     """Pictures at the end of a run, in `<run>/report/`: learning curves (collected here, whatever
     the logger), and after testing the confusion matrix on the target test split and a t-SNE of
-    source and target test features. `train.py` then writes `report.md` (lepton_cli/reporting/report.py).
+    source and target test features. `train.py` then writes `report.md` (lepton_cli/reporting/markdown.py).
 
     Per step it only adds the logged training losses to on-device sums (no host sync); all
     drawing happens in `on_test_end`, on rank 0.
@@ -153,7 +153,7 @@ class ReportCallback(pl.Callback):
 
         self.directory.mkdir(parents=True, exist_ok=True)
         history = [self.history[epoch] for epoch in sorted(self.history)]
-        (self.directory / "history.json").write_text(json.dumps(history, indent=2))
+        write_json_atomically(self.directory / "history.json", history)
         plots.learning_curves(history, self.directory / plots.CURVES)
         datamodule = trainer.datamodule
         was_training = pl_module.training

@@ -33,7 +33,7 @@ class Distill(AdaptationMethod):
                  teacher_epochs: int = 5, student_view: str = "strong", **kwargs):
         super().__init__(backbone, num_classes, **kwargs)
         if teacher is None:
-            raise LeptonError("Distill needs a frozen teacher: pass teacher=lepton_cli.teacher.build_teacher(cfg, datamodule) "
+            raise LeptonError("Distill needs a frozen teacher: pass teacher=lepton_cli.builders.teacher.build_teacher(cfg, datamodule) "
                               "(lepton train builds it)")
         if temperature <= 0 or alpha < 0:
             raise LeptonError(f"method.temperature must be positive and method.alpha non-negative, got {temperature} and {alpha}")

@@ -49,7 +49,7 @@ class FineTune(AdaptationMethod):
         if init == "source":
             if teacher is None:
                 raise LeptonError("method.init=source needs the source-trained model: pass "
-                                  "teacher=lepton_cli.teacher.build_teacher(cfg, datamodule) (lepton train builds it)")
+                                  "teacher=lepton_cli.builders.teacher.build_teacher(cfg, datamodule) (lepton train builds it)")
             try:
                 self.model.load_state_dict(getattr(teacher, "classifier", teacher).state_dict())
             except RuntimeError as error:

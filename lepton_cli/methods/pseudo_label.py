@@ -47,7 +47,7 @@ class PseudoLabel(AdaptationMethod):
             raise LeptonError(f"method.threshold and method.rampup must lie in [0, 1] and method.weight be non-negative, "
                               f"got {threshold}, {rampup} and {weight}")
         if teacher_labels and teacher is None:
-            raise LeptonError("teacher_labels=true needs a frozen teacher: pass teacher=lepton_cli.teacher.build_teacher(cfg, "
+            raise LeptonError("teacher_labels=true needs a frozen teacher: pass teacher=lepton_cli.builders.teacher.build_teacher(cfg, "
                               "datamodule) (lepton train builds it)")
         if not 0 <= warmup < 1:
             raise LeptonError(f"method.warmup must lie in [0, 1), got {warmup}")

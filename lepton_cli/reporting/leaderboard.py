@@ -1,27 +1,90 @@
 """The leaderboard of a sweep: one row per configuration, seeds grouped, best first.
 
-Written as `leaderboard.csv` (raw fractions), `leaderboard.md` and `leaderboard.png` (percentages),
-and printed as a rich table. Statistics over the seeds of a configuration use the sample standard
-deviation (ddof=1); with a single finished run the std is undefined: empty in the CSV, "–" in the
-markdown and terminal tables.
+Ranking never reads target labels unless asked to by name. By default configurations are ranked by
+the unsupervised score each run recorded: `selection/rank_score` in metrics.json, the `selection=`
+validator's score of the epoch it picked (negated when lower is better). `oracle` (the target
+accuracy of the epoch the target labels pick), `target/acc` (the last epoch's) or any other key under
+`target/`, `oracle/` or `selection/target/` ranks on target labels; such a ranking, and the default
+one when the runs' validator itself reads target labels (`selection=oracle`), is labelled
+"oracle (uses target labels)" in the title, in the CSV's `ranked_by` column and on the chart.
+
+Columns per configuration (mean ± sample std over its seeds, ddof=1; "–" or empty with one run):
+the validator's score, the target accuracy and macro F1 of the last epoch's weights, the target
+accuracy of the epoch the validator picked ("unsupervised pick") and of the epoch the target labels
+pick ("oracle pick"), source accuracy and wall time. Written as `leaderboard.csv` (raw fractions),
+`leaderboard.md` and `leaderboard.png` (percentages), and printed as a rich table.
 
 A run record is a dict: `overrides` (list of `key=value`), `group` (the overrides minus `seed`,
-hashable), `status` ("ok", "failed" or "pending"), `metrics` (metrics.json or None), `error` (the
-last error line of a failed run), `run_dir`, `wall_time_s`.
+hashable), `status` ("ok", "failed", "busy": running in another process, or "pending"), `metrics`
+(metrics.json or None), `error` (why it failed or is busy), `run_dir`, `wall_time_s`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lepton_cli.config import GROUP_ALIASES
+from lepton_cli.errors import LeptonError
+from lepton_cli.io import write_atomically, write_buffer_atomically, write_text_atomically
 
 DISPLAY_KEY = {alias: word for word, alias in GROUP_ALIASES.items()}
-SEED_KEYS = ("seed", "+seed")
+ORACLE = "oracle (uses target labels)"
+DEFAULT_RANKING = "selection"
+# metrics.json keys whose values come from target labels (selection/target/* is the validator's pick, scored on them)
+TARGET_LABEL_KEYS = ("target/", "oracle/", "selection/target/")
+# The metric columns, in order after the ranked one; source accuracy sits with n and wall time.
+COLUMNS = {
+    "selection/score": "selection score",
+    "target/acc": "target acc % (last epoch)",
+    "target/f1_macro": "target macro F1 % (last epoch)",
+    "selection/target/acc": "target acc % (unsupervised pick)",
+    "oracle/target/acc": f"target acc % (oracle pick: {ORACLE})",
+}
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What the configurations are sorted on: `key` in metrics.json, higher first (sign 1) or lower
+    first (-1); `display_key` is the column shown for it (the validator's raw score for `selection`)."""
+
+    name: str
+    key: str
+    sign: int
+    display_key: str
+
+    @property
+    def uses_target_labels(self) -> bool:
+        return self.key.startswith(TARGET_LABEL_KEYS)
+
+    def label(self, rows: list[Row] = ()) -> str:
+        """How the leaderboard names this ranking, "oracle (uses target labels): ..." when it does."""
+        if self.key == "selection/rank_score":
+            validators = sorted({v for row in rows for v in row.validators})
+            text = f"unsupervised selection score ({', '.join(validators) or 'the selection= validator'})"
+        else:
+            text = self.key + (", lowest first" if self.sign < 0 else "")
+        oracle = self.uses_target_labels or any(row.validator_uses_target_labels for row in rows)
+        return f"{ORACLE}: {text}" if oracle else text
+
+
+def ranking(name: str | Ranking = DEFAULT_RANKING) -> Ranking:
+    """`selection` (default, no target labels), `oracle`, or a metrics.json key; '-' ranks lowest first."""
+    if isinstance(name, Ranking):
+        return name
+    sign, bare = (-1, name[1:]) if name.startswith("-") else (1, name)
+    if bare == "selection":
+        return Ranking(name, "selection/rank_score", sign, "selection/score")
+    if bare == "oracle":
+        return Ranking(name, "oracle/target/acc", sign, "oracle/target/acc")
+    if not bare or "=" in bare or bare.startswith("-"):
+        raise LeptonError(f"cannot rank by {name!r}; use selection (default), oracle, or a metrics.json key such as "
+                          "source/acc ('-KEY' ranks lowest first)")
+    return Ranking(name, bare, sign, bare)
 
 
 def display_key(key: str) -> str:
@@ -42,8 +105,11 @@ class Row:
     wall_times: list[float] = field(default_factory=list)
     failed: int = 0
     pending: int = 0
+    busy: int = 0
     error: str = ""
     run_dirs: list[str] = field(default_factory=list)
+    validators: set[str] = field(default_factory=set)  # "name, higher is better" per selection= the runs used
+    validator_uses_target_labels: bool = False
 
     @property
     def n(self) -> int:
@@ -59,17 +125,19 @@ class Row:
 
     @property
     def status(self) -> str:
-        parts = [f"{self.n} ok"] + [f"{count} {word}" for count, word in ((self.failed, "failed"), (self.pending, "pending")) if count]
-        return ", ".join(parts)
+        counts = ((self.failed, "failed"), (self.busy, "running elsewhere"), (self.pending, "pending"))
+        return ", ".join([f"{self.n} ok"] + [f"{count} {word}" for count, word in counts if count])
 
 
-METRICS = ("target/acc", "target/f1_macro", "source/acc")
+def _metric_keys(rank: Ranking) -> list[str]:
+    return [rank.display_key, *(key for key in COLUMNS if key != rank.display_key)]
 
 
-def build_leaderboard(records: list[dict], varying_keys: list[str], rank_by: str = "target/acc") -> list[Row]:
-    """Group the runs by configuration and sort best first by `rank_by` (a metrics.json key; higher
-    is better, or lower with a leading '-'). Configurations without a finished run go last."""
-    metric, sign = rank_metric(rank_by)
+def build_leaderboard(records: list[dict], varying_keys: list[str], rank_by: str | Ranking = DEFAULT_RANKING) -> list[Row]:
+    """Group the runs by configuration and sort best first by `rank_by` alone (see `ranking`).
+    Configurations without a finished run go last."""
+    rank = ranking(rank_by)
+    wanted = {*_metric_keys(rank), rank.key, "source/acc"}
     rows: dict[tuple, Row] = {}
     for record in records:
         settings = dict(split_override(o) for o in record["overrides"])
@@ -77,30 +145,28 @@ def build_leaderboard(records: list[dict], varying_keys: list[str], rank_by: str
         row.run_dirs.append(str(record.get("run_dir", "")))
         if record["status"] == "ok":
             metrics = record["metrics"]
-            for key in {*METRICS, metric}:
+            for key in wanted:
                 if isinstance(metrics.get(key), (int, float)):
                     row.values.setdefault(key, []).append(float(metrics[key]))
+            if "selection/name" in metrics:
+                better = "lower" if metrics.get("selection/mode") == "min" else "higher"
+                row.validators.add(f"{metrics['selection/name']}, {better} is better")
+                row.validator_uses_target_labels |= "target labels" in str(metrics.get("selection/note", ""))
             row.wall_times.append(float(record.get("wall_time_s") or metrics.get("wall_time_s") or 0.0))
         elif record["status"] == "failed":
             row.failed += 1
+            row.error = record.get("error") or row.error
+        elif record["status"] == "busy":
+            row.busy += 1
             row.error = record.get("error") or row.error
         else:
             row.pending += 1
 
     def order(row: Row):
-        value = row.mean(metric)
-        return (math.isnan(value), -sign * value if not math.isnan(value) else 0.0, row.pending > 0 and not row.failed)
+        value = row.mean(rank.key)  # the ranking key only: target numbers never break ties
+        return (math.isnan(value), -rank.sign * value if not math.isnan(value) else 0.0, row.pending > 0 and not row.failed)
 
     return sorted(rows.values(), key=order)
-
-
-def rank_metric(rank_by: str) -> tuple[str, int]:
-    return (rank_by[1:], -1) if rank_by.startswith("-") else (rank_by, 1)
-
-
-def _columns(rank_by: str) -> list[str]:
-    metric, _ = rank_metric(rank_by)
-    return list(METRICS) if metric in METRICS else [metric, *METRICS]
 
 
 def _percent(key: str) -> bool:
@@ -118,73 +184,85 @@ def _format(row: Row, key: str, with_std: bool = True) -> str:
     return text
 
 
-def _label(key: str) -> str:
-    return {"target/acc": "target acc %", "target/f1_macro": "target macro F1 %", "source/acc": "source acc %"}.get(key, key)
+def _label(key: str, rows: list[Row]) -> str:
+    if key == "selection/score":
+        validators = sorted({v for row in rows for v in row.validators})
+        return f"selection score ({'; '.join(validators)})" if validators else "selection score"
+    return COLUMNS.get(key) or {"source/acc": "source acc %"}.get(key, key)
 
 
-def table_cells(rows: list[Row], rank_by: str) -> tuple[list[str], list[list[str]]]:
+def _notes(rows: list[Row], rank: Ranking) -> list[str]:
+    names = {v.split(",")[0] for row in rows for v in row.validators}
+    notes = [f"Ranked by {rank.label(rows)}; mean ± sample std over seeds (– when n = 1)."]
+    if len(names) > 1 and rank.key == "selection/rank_score":
+        notes.append(f"The runs used different validators ({', '.join(sorted(names))}): their scores are not comparable.")
+    return notes
+
+
+def table_cells(rows: list[Row], rank_by: str | Ranking = DEFAULT_RANKING) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells shared by the markdown and terminal tables."""
     keys = list(rows[0].settings) if rows else []
-    metric_keys = _columns(rank_by)
-    header = [*(keys or ["config"]), *(_label(k) for k in metric_keys if k != "source/acc"), "n", "source acc %",
+    metric_keys = [k for k in _metric_keys(ranking(rank_by)) if k != "source/acc"]
+    header = [*(keys or ["config"]), *(_label(k, rows) for k in metric_keys), "n", "source acc %",
               "wall time / run", "runs", "error"]
     body = []
     for row in rows:
         cells = [*(row.settings[k] for k in keys)] if keys else ["(all)"]
-        cells += [_format(row, k) for k in metric_keys if k != "source/acc"]
+        cells += [_format(row, k) for k in metric_keys]
         wall = f"{statistics.fmean(row.wall_times):.1f} s" if row.wall_times else "–"
         cells += [str(row.n), _format(row, "source/acc", with_std=False), wall, row.status, row.error]
         body.append(cells)
     return header, body
 
 
-def write_csv(rows: list[Row], path: Path, rank_by: str = "target/acc") -> None:
+def write_csv(rows: list[Row], path: Path, rank_by: str | Ranking = DEFAULT_RANKING) -> None:
+    rank = ranking(rank_by)
     keys = list(rows[0].settings) if rows else []
-    metric_keys = _columns(rank_by)
-    fields = [*keys]
+    metric_keys = list(dict.fromkeys([*_metric_keys(rank), rank.key, "source/acc"]))
+    fields = [*keys, "ranked_by"]
     for key in metric_keys:
         name = key.replace("/", "_")
         fields += [f"{name}_mean", f"{name}_std"]
-    fields += ["n", "wall_time_s_mean", "failed", "pending", "error", "run_dirs"]
+    fields += ["selection", "n", "wall_time_s_mean", "failed", "pending", "error", "run_dirs"]
 
     def number(value: float) -> str:
         return "" if math.isnan(value) else repr(value)
 
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(fields)
-        for row in rows:
-            cells = [row.settings[k] for k in keys]
-            for key in metric_keys:
-                cells += [number(row.mean(key)), number(row.std(key))]
-            wall = statistics.fmean(row.wall_times) if row.wall_times else math.nan
-            cells += [row.n, number(wall), row.failed, row.pending, row.error, ";".join(row.run_dirs)]
-            writer.writerow(cells)
-    tmp.replace(path)
+    label = rank.label(rows)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(fields)
+    for row in rows:
+        cells = [*(row.settings[k] for k in keys), label]
+        for key in metric_keys:
+            cells += [number(row.mean(key)), number(row.std(key))]
+        wall = statistics.fmean(row.wall_times) if row.wall_times else math.nan
+        cells += ["; ".join(sorted(row.validators)), row.n, number(wall), row.failed, row.pending + row.busy, row.error,
+                  ";".join(row.run_dirs)]
+        writer.writerow(cells)
+    write_atomically(path, text.getvalue())
 
 
-def write_markdown(rows: list[Row], path: Path, rank_by: str = "target/acc", title: str = "Sweep leaderboard") -> None:
+def write_markdown(rows: list[Row], path: Path, rank_by: str | Ranking = DEFAULT_RANKING,
+                   title: str = "Sweep leaderboard") -> None:
     header, body = table_cells(rows, rank_by)
 
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
-    text = [f"# {title}", "", f"Ranked by `{rank_by}`; mean ± sample std over seeds (– when n = 1).", "",
-            line(header), line(["---"] * len(header)), *(line(cells) for cells in body), ""]
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(text))
-    tmp.replace(path)
+    write_text_atomically(path, [f"# {title}", "", *_notes(rows, ranking(rank_by)), "",
+                                 line(header), line(["---"] * len(header)), *(line(cells) for cells in body)])
 
 
-def write_bar_chart(rows: list[Row], path: Path, rank_by: str = "target/acc") -> None:
-    """Horizontal bars of the ranking metric (mean, with the sample std as error bar), best on top."""
+def write_bar_chart(rows: list[Row], path: Path, rank_by: str | Ranking = DEFAULT_RANKING) -> None:
+    """Horizontal bars of the ranked column (mean, with the sample std as error bar), best on top."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric, _ = rank_metric(rank_by)
+    rank = ranking(rank_by)
+    metric = rank.display_key
     finished = [r for r in rows if not math.isnan(r.mean(metric))]
     scale = 100.0 if _percent(metric) else 1.0
     labels = [" ".join(f"{k}={v}" for k, v in r.settings.items()) or "(all)" for r in finished]
@@ -198,21 +276,20 @@ def write_bar_chart(rows: list[Row], path: Path, rank_by: str = "target/acc") ->
     else:
         axes.text(0.5, 0.5, "no finished runs yet", ha="center", va="center", transform=axes.transAxes)
         axes.set_yticks([])
-    axes.set_xlabel(_label(metric) + " (mean ± std over seeds)")
+    axes.set_xlabel(_label(metric, rows) + " (mean ± std over seeds)")
+    axes.set_title(f"ranked by {rank.label(rows)}", fontsize=9)
     figure.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(tmp, dpi=100)
+    write_buffer_atomically(path, lambda buffer: figure.savefig(buffer, format="png", dpi=100))
     plt.close(figure)
-    tmp.replace(path)
 
 
-def write_leaderboard(rows: list[Row], directory: Path, rank_by: str = "target/acc") -> None:
+def write_leaderboard(rows: list[Row], directory: Path, rank_by: str | Ranking = DEFAULT_RANKING) -> None:
     write_csv(rows, directory / "leaderboard.csv", rank_by)
     write_markdown(rows, directory / "leaderboard.md", rank_by)
     write_bar_chart(rows, directory / "leaderboard.png", rank_by)
 
 
-def print_leaderboard(rows: list[Row], rank_by: str = "target/acc", title: str = "Sweep leaderboard") -> None:
+def print_leaderboard(rows: list[Row], rank_by: str | Ranking = DEFAULT_RANKING, title: str = "Sweep leaderboard") -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -220,7 +297,7 @@ def print_leaderboard(rows: list[Row], rank_by: str = "target/acc", title: str =
     if not any(row.error for row in rows):  # no failures: no empty error column
         header, body = header[:-1], [cells[:-1] for cells in body]
     settings = len(rows[0].settings) if rows else 0
-    table = Table(title=f"{title} (by {rank_by}; mean ± std over seeds)")
+    table = Table(title=f"{title}\n" + " ".join(_notes(rows, ranking(rank_by))))
     for index, name in enumerate(header):
         table.add_column(name, justify="left" if index < settings or name in ("runs", "error") else "right",
                          no_wrap=name != "error")

@@ -15,7 +15,7 @@ import torch
 
 from lepton_cli.data.datamodule import UNLABELLED
 from lepton_cli.errors import LeptonError
-from lepton_cli.train import build_datamodule
+from lepton_cli.builders.data import build_datamodule
 from tests.conftest import compose_config
 from tests.data import fake_files
 

@@ -35,7 +35,8 @@ def build(method_overrides: list[str], shuffle_target_train_labels: bool = False
     """Seeded (datamodule, method) of a TINY experiment with `method_overrides`, set up."""
     import pytorch_lightning as pl
 
-    from lepton_cli.train import build_datamodule, build_method
+    from lepton_cli.builders.data import build_datamodule
+    from lepton_cli.builders.method import build_method
 
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix="lepton_leakage_"))
     cfg = compose_config([*TINY, *method_overrides], run_dir)

@@ -39,7 +39,7 @@ def test_target_train_labels_are_never_read(method):
 def test_shuffled_labels_are_what_an_unmasked_loader_would_yield(tmp_path):
     # The check above proves nothing unless the shuffle reaches the labels a cheating method
     # could read: reveal them all (as a labelled method would see them) and compare.
-    from lepton_cli.train import build_datamodule
+    from lepton_cli.builders.data import build_datamodule
 
     def target_train(shuffle: bool) -> tuple[torch.Tensor, torch.Tensor]:
         datamodule = build_datamodule(compose_config([*TINY, "method=dann"], tmp_path))

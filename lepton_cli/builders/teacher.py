@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import random
 import tempfile
 from pathlib import Path
@@ -27,7 +26,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from lepton_cli.builders.data import resolve_data_shape
 from lepton_cli.errors import LeptonError
+from lepton_cli.io import safe_torch_load, write_buffer_atomically
 from lepton_cli.models.heads import Classifier
 
 log = logging.getLogger("lepton")
@@ -57,8 +58,6 @@ def build_teacher(cfg: DictConfig, datamodule) -> FrozenTeacher:
     Fine-tuning from the source (`method.init=source`) asks for the *student's* architecture
     trained on the source: then `cfg.student` is the backbone and the same cache is used.
     """
-    from lepton_cli.train import resolve_data_shape
-
     resolve_data_shape(cfg, datamodule)  # the backbone needs the data's size and channels
     role = "student" if cfg.method.get("init") == "source" else "teacher"
     backbone_cfg = cfg[role]
@@ -86,10 +85,8 @@ def new_backbone(backbone_cfg: DictConfig) -> nn.Module:
 def load_checkpoint_classifier(backbone_cfg: DictConfig, checkpoint: str, num_classes: int,
                                role: str = "teacher") -> Classifier:
     """The classifier (`model.*` weights) of a checkpoint written by `lepton train`."""
-    from lepton_cli.safety import safe_load
-
     path = Path(checkpoint).expanduser()
-    saved = safe_load(path, f"{role}.checkpoint")
+    saved = safe_torch_load(path, f"{role}.checkpoint")
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else {}
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     if not weights:
@@ -185,16 +182,9 @@ def read_cache(path: Path, key: dict, classifier: Classifier) -> bool:
 
 
 def write_cache(path: Path, key: dict, classifier: Classifier) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"key": json.dumps(key, sort_keys=True, default=str),
-                    "state_dict": {k: v.detach().cpu() for k, v in classifier.state_dict().items()}}, tmp)
-        os.replace(tmp, path)  # readers see the old file or the whole new one, never half of it
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    saved = {"key": json.dumps(key, sort_keys=True, default=str),
+             "state_dict": {k: v.detach().cpu() for k, v in classifier.state_dict().items()}}
+    write_buffer_atomically(path, lambda buffer: torch.save(saved, buffer))
 
 
 def train_on_source(cfg: DictConfig, datamodule, classifier: Classifier, epochs: int, fast_dev_run: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""`report.md` for a run directory or a sweep directory, and `lepton report DIR`.
+"""`report.md` for a run directory or a sweep directory.
 
 A run's report embeds its pictures (report/*.png), the metrics of the last weights beside the
 checkpoint the `selection=` validator picked and the oracle's pick, per-class accuracy and the
@@ -8,20 +8,11 @@ resolved config. Every link is relative, so the directory can be moved or zipped
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 from lepton_cli.errors import LeptonError
+from lepton_cli.io import write_text_atomically
 from lepton_cli.reporting import plots
-
-REPORT_HELP = """\
-usage: lepton report DIR
-
-Regenerate report.md and its pictures for a run directory (from its checkpoint, config.yaml and
-metrics.json), or build one report for a sweep directory: the leaderboard and, per run, its
-metrics, the model-selection choice and links to its pictures.
-"""
 
 PICTURES = ((plots.CURVES, "Learning curves"), (plots.CONFUSION, "Confusion matrix (target test)"),
             (plots.TSNE, "t-SNE of bottleneck features (source and target test)"))
@@ -62,13 +53,26 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), line(["---"] * len(header)), *(line(r) for r in rows), ""]
 
 
+def read_metrics(path: Path) -> dict:
+    """A run's metrics.json, or one line saying why it cannot be read."""
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise LeptonError(f"{path} is not readable JSON ({type(error).__name__}); it is not a metrics file written by "
+                          "lepton train: rerun the run or remove the file") from None
+    if not isinstance(metrics, dict):
+        raise LeptonError(f"{path} holds a JSON {type(metrics).__name__}, not the object lepton train writes; "
+                          "rerun the run or remove the file")
+    return metrics
+
+
 def write_run_report(run_dir: str | Path) -> Path:
     """report.md of one finished run, from metrics.json, config.yaml and report/*.png."""
     run_dir = Path(run_dir)
     metrics_file = run_dir / "metrics.json"
     if not metrics_file.is_file():
         raise LeptonError(f"{run_dir} has no metrics.json; report on a finished run directory")
-    metrics = json.loads(metrics_file.read_text())
+    metrics = read_metrics(metrics_file)
     title = f"{metrics.get('source', '?')} → {metrics.get('target', '?')}, {metrics.get('method', '?')} (seed {metrics.get('seed', '?')})"
     text = [f"# {title}", "", (f"Run directory: `{run_dir.name}` · {metrics.get('steps', '?')} steps · "
             f"{metrics.get('wall_time_s', '?')} s"), "", "## Results (test splits, %)", ""]
@@ -97,38 +101,8 @@ def write_run_report(run_dir: str | Path) -> Path:
         text += ["## Resolved config", "", f"[config.yaml]({_link(config, run_dir)})", "", "```yaml",
                  config.read_text().rstrip(), "```", ""]
     path = run_dir / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(text))
-    tmp.replace(path)
+    write_text_atomically(path, text)
     return path
-
-
-def regenerate_run(run_dir: Path, tsne_points: int = 1000) -> Path:
-    """Pictures again from the run's files (last checkpoint + stored config), then report.md."""
-    from lepton_cli.evaluate import build_classifier, checkpoint_classes, load_checkpoint, target_test_split
-
-    directory = run_dir / "report"
-    history_file = directory / "history.json"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    history = json.loads(history_file.read_text()) if history_file.is_file() else metrics.get("selection/history", [])
-    if history:
-        plots.learning_curves(history, directory / plots.CURVES)
-    checkpoint_file = run_dir / "checkpoints" / "last.ckpt"
-    if checkpoint_file.is_file():
-        checkpoint = load_checkpoint(checkpoint_file)
-        classes = checkpoint_classes(checkpoint)
-        classifier, normalize = build_classifier(checkpoint)
-        config = checkpoint["lepton_config"]
-        splits = {}
-        for domain in ("source", "target"):
-            images, labels, alignment = target_test_split(config, config[domain], classes)
-            # Labels index the shared classes; map them back to the checkpoint's (= the run's) classes.
-            import torch
-
-            index = torch.tensor([classes.index(c) for c in alignment.classes])
-            splits[domain] = (images, index[labels])
-        plots.model_pictures(classifier, normalize, splits, classes, directory, tsne_points)
-    return write_run_report(run_dir)
 
 
 def run_directories(sweep_dir: Path) -> list[Path]:
@@ -153,7 +127,7 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
         text += [f"![leaderboard]({_link(chart, sweep_dir)})", ""]
     rows = []
     for run in runs:
-        metrics = json.loads((run / "metrics.json").read_text())
+        metrics = read_metrics(run / "metrics.json")
         report = run / "report.md"
         name = f"[{_link(run, sweep_dir)}]({_link(report, sweep_dir)})" if report.is_file() else _link(run, sweep_dir)
         links = " ".join(f"[{label}]({_link(run / 'report' / file, sweep_dir)})"
@@ -168,33 +142,5 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
     text += _table(["run", "method", "seed", "target acc (last)", "validator", "epoch", "target acc (selected)",
                     "oracle epoch", "target acc (oracle)", "pictures"], rows)
     path = sweep_dir / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(text))
-    tmp.replace(path)
+    write_text_atomically(path, text)
     return path
-
-
-def report(directory: str | Path) -> Path:
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        raise LeptonError(f"{directory} is not a directory; pass a run directory (runs/<run>) or a sweep directory")
-    if (directory / "metrics.json").is_file():
-        return regenerate_run(directory)
-    return write_sweep_report(directory)
-
-
-def main(args: list[str]) -> int:
-    if not args or args[0] in ("-h", "--help"):
-        print(REPORT_HELP, end="")
-        return 0 if args else 2
-    try:
-        if len(args) != 1:
-            raise LeptonError("lepton report takes one directory; e.g. lepton report runs/<run>")
-        path = report(args[0])
-    except LeptonError as error:
-        if os.environ.get("LEPTON_DEBUG") == "1":
-            raise
-        print(f"lepton: error: {error}", file=sys.stderr)
-        return error.exit_code
-    print(f"wrote {path}")
-    return 0
