@@ -47,6 +47,20 @@ def check_student_checkpoint_fits(cfg) -> None:
                           "the checkpoint was trained with")
 
 
+def check_resume_fits(method, path: str | Path) -> None:
+    """`resume=DIR` with settings that change the model (another backbone, image size, channels)
+    fails here with one line, before anything of the run is rewritten."""
+    saved = check_checkpoint_file(path, "resume checkpoint")
+    expected = method.state_dict()
+    wrong = [k for k, v in expected.items() if k in saved and tuple(saved[k].shape) != tuple(v.shape)]
+    missing = [k for k in expected if k not in saved]
+    if wrong or missing:
+        example = (wrong or missing)[0]
+        raise LeptonError(f"resume: the run's checkpoint {path} does not fit the model these settings build "
+                          f"({len(wrong)} mis-shaped, {len(missing)} missing weights, e.g. {example}); resume with the "
+                          "settings the run was started with (drop the overrides that change the model or the data shape)")
+
+
 def atomic_checkpoint_io():
     """A Lightning CheckpointIO that writes checkpoints with `write_atomically` and reads them with
     `weights_only=True` (a resumed checkpoint cannot run code)."""

@@ -34,7 +34,19 @@ _ALIAS_PATTERN = re.compile(r"^([~+]{0,2})(" + "|".join(GROUP_ALIASES) + r")(=|$
 
 
 def conf_dir() -> Path:
-    """`conf/` beside the package in a source checkout, `lepton_cli/conf` in an installed wheel."""
+    """The config tree to compose from, with its schema registered in Hydra's ConfigStore
+    (conf/config.yaml merges `lepton_schema`, see lepton_cli/schema.py): every composition goes
+    through here, so none misses the schema."""
+    from lepton_cli.schema import register
+
+    register()
+    return _tree()
+
+
+@functools.cache
+def _tree() -> Path:
+    """`conf/` beside the package in a source checkout, `lepton_cli/conf` in an installed wheel.
+    Reading the tree (`lepton list`) needs no schema and no Hydra import."""
     package = Path(__file__).resolve().parent
     for candidate in (package.parent / "conf", package / "conf"):
         if (candidate / "config.yaml").is_file():
@@ -52,7 +64,7 @@ def group_options(group: str) -> dict[str, str]:
     starts with. Files named `_x.yaml` hold shared settings and are not options. Files in
     sub-folders are options too, named as Hydra names them: `office31/amazon.yaml` is
     `source=office31/amazon`."""
-    folder = conf_dir() / USER_GROUPS.get(group, group)
+    folder = _tree() / USER_GROUPS.get(group, group)
     options = {}
     for path in sorted(folder.rglob("*.yaml")):
         name = path.relative_to(folder).with_suffix("").as_posix()

@@ -15,6 +15,7 @@ Three ways to start the ranks, one run directory each time:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -111,12 +112,69 @@ def log_scale(trainer, cfg, datamodule) -> None:
 def eval_sampler(dataset, trainer):
     """A sampler that shards an evaluation set across ranks without repeating images, so that the
     synchronised metrics count each test image exactly once; None on one process (Lightning then
-    keeps the loader as it is)."""
+    keeps the loader as it is).
+
+    A split with fewer images than ranks would leave some ranks without a batch, and the ranks
+    would then disagree on which metrics to synchronise and wait for each other forever. Then every
+    rank evaluates the whole (tiny) split instead: each image counts world-size times, which leaves
+    accuracy, macro recall/F1 and per-class accuracy unchanged (all ratios of counts)."""
     if trainer is None or trainer.world_size <= 1:
         return None
     from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 
-    return UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
+    sampler_class = whole_split_sampler_class() if len(dataset) < trainer.world_size else UnrepeatedDistributedSampler
+    return sampler_class(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
+
+
+@functools.cache
+def whole_split_sampler_class():
+    """The sampler class of `eval_sampler` for tiny splits (made on first use: torch is imported lazily)."""
+    from torch.utils.data import DistributedSampler
+
+    class WholeSplitOnEveryRank(DistributedSampler):
+        """Every index on every rank, in order (see `eval_sampler`). A DistributedSampler, so that
+        Lightning keeps it instead of putting a padding one in its place."""
+
+        def __iter__(self):
+            return iter(range(len(self.dataset)))
+
+        def __len__(self) -> int:
+            return len(self.dataset)
+
+    return WholeSplitOnEveryRank
+
+
+def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
+    """A seed for (run seed, rank, epoch): different for every rank and epoch, the same for the same
+    three numbers, so a DDP run stays reproducible and resumes exactly from an epoch boundary."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1, dtype=np.uint32)[0])
+
+
+def seed_this_rank(trainer, epoch: int) -> None:
+    """Under DDP, seed torch's generator (augmentations, dropout) per rank at the start of each
+    epoch: `seed_everything` gives every rank the same seed, so without this all ranks draw the same
+    augmentations and dropout masks and the extra ranks add no variety. One process: untouched (the
+    run is exactly as before, and its random state resumes from checkpoints)."""
+    if trainer is None or trainer.world_size <= 1:
+        return
+    import torch
+
+    torch.manual_seed(rank_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)), trainer.global_rank, epoch))
+
+
+def mean_over_ranks(tensor):
+    """The element-wise mean of `tensor` over all ranks (the tensor itself on one process), for
+    statistics every rank must agree on, e.g. running class marginals estimated from each rank's
+    batch. Not differentiable; call it under `torch.no_grad()`."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    total = tensor.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / dist.get_world_size()
 
 
 def all_gather_uneven(pl_module, tensor):
@@ -141,3 +199,4 @@ def broadcast_buffers_from_rank_zero(module) -> None:
         return
     for buffer in module.buffers():
         dist.broadcast(buffer.data, src=0)
+

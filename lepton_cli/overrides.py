@@ -6,8 +6,12 @@ Hydra's own messages span several lines and exit with 1; here every problem beco
 
 from __future__ import annotations
 
-from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, compose_job, conf_dir, group_options
+import contextlib
+from collections.abc import Iterator
+
+from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, conf_dir, group_options
 from lepton_cli.errors import LeptonError
+from lepton_cli.schema import validate
 
 HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                           "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc", "--info", "-i"}
@@ -28,12 +32,13 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
-def check_overrides(args: list[str]) -> None:
-    """Compose the config with the overrides (no torch import) and turn failures into one line."""
+def check_overrides(args: list[str]):
+    """Compose the config with the overrides (no torch import), check it with `schema.validate`, and
+    turn failures into one line. Returns that config with its `hydra` node (None for -m and help):
+    `hydra.run.dir` in it resolves to the directory the run will get."""
     flags, overrides = split_flags(args)
     if any(flag in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--shell-completion", "-sc") for flag in flags):
-        return  # sweeps and help are checked by their own commands
-    from hydra import compose, initialize_config_dir
+        return None  # sweeps and help are checked by their own commands
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -50,19 +55,17 @@ def check_overrides(args: list[str]) -> None:
             if override.value() not in options:
                 raise LeptonError(f"unknown {group} {override.value()!r}; choose one of: {', '.join(options)} "
                                   f"(`lepton list {group}` describes them)")
-    job = [(text, o) for text, o in zip(overrides, parsed) if not o.key_or_group.startswith(("hydra.", "hydra/"))]
-    choices = [text for text, o in job if _group_of(o.get_key_element().lstrip("+~")) or "/" in o.key_or_group]
-    values = [o for text, o in job if text not in choices]
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        try:
-            # Defaults of the chosen groups, before values are overridden: the types to check against.
-            _check_types(compose("config", overrides=choices), values)
-        except HydraException as error:
-            raise LeptonError(_one_line(error)) from None
+    # One composition (with Hydra's own node, for hydra.run.dir): types are enforced by the schema
+    # while composing; ranges and the values that belong together are checked by validate().
+    # Hydra's settings other than the run directory (launcher, sweeper) are checked by their commands.
+    job = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/")) or o.startswith("hydra.run.")]
     try:
-        compose_job(tuple(text for text, _ in job))  # cached: a sweep's resume hash reuses it
+        cfg = _compose(job)
     except HydraException as error:
-        raise LeptonError(_one_line(error)) from None
+        raise LeptonError(_type_error(error, job) or _one_line(error)) from None
+    with _hydra_runtime(cfg):
+        validate(cfg, on_this_machine=False)  # the GPU and checkpoint files are checked where the run starts
+    return cfg
 
 
 def _group_of(key: str) -> str | None:
@@ -78,24 +81,66 @@ def _one_line(error: Exception) -> str:
         return (f"unknown key {key!r}; check its spelling (`lepton train --cfg job` prints every key) "
                 f"or add a new key with +{key}=VALUE")
     return "; ".join(lines[:2])
+def _type_error(error: Exception, overrides: list[str]) -> str | None:
+    """`data.batch_size=big` → "data.batch_size expects a number ..." from the schema's type of the key."""
+    import types
+    import typing
+
+    from omegaconf.errors import ValidationError
+
+    cause = error.__cause__
+    if not isinstance(cause, ValidationError) or not cause.full_key:
+        return None
+    key = cause.full_key
+    try:
+        expected = typing.get_type_hints(cause.object_type).get(cause.key) if cause.object_type else None
+    except (NameError, TypeError):
+        expected = None
+    optional = typing.get_origin(expected) in (typing.Union, types.UnionType)
+    expected = next((a for a in typing.get_args(expected) if a is not type(None)), expected) if optional else expected
+    words = {float: "a number", int: "a number (a whole one)", bool: "true or false", str: "a string"}
+    if expected not in words:
+        return None
+    given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), cause.value)
+    kind = "a list " if str(given).startswith("[") else "a dict " if str(given).startswith("{") else ""
+    example = _default_of(key, [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != key])
+    return (f"{key} expects {words[expected]}{' or null' if optional else ''}, got {kind}{given if kind else repr(given)}; "
+            + (f"e.g. {key}={str(example).lower() if isinstance(example, bool) else example}" if example is not None
+               else f"set {key}=VALUE"))
 
 
-def _check_types(defaults, overrides) -> None:
-    """A number where a number is expected, a bool where a bool is (e.g. `method.lr=abc` fails here)."""
+def _compose(overrides: list[str]):
+    """The config with Hydra's node (as the run will see it, before Hydra writes anything)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def _default_of(key: str, overrides: list[str]):
+    """The value `key` has without the user's override: the example in a type error's message."""
+    from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
-    for override in overrides:
-        if override.is_delete() or override.is_add():
-            continue
-        key, value = override.key_or_group, override.value()
-        default = OmegaConf.select(defaults, key, throw_on_missing=False)
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-            expected = "true or false"
-        elif isinstance(default, (int, float)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            expected = "a number"
-        else:
-            continue
-        if not ok:
-            raise LeptonError(f"{key} expects {expected}, got {value!r}; e.g. {key}={default}")
+    try:
+        value = OmegaConf.select(_compose(overrides), key, throw_on_resolution_failure=False)
+    except HydraException:
+        return None
+    return value if isinstance(value, (bool, int, float)) or (isinstance(value, str) and "${" not in value) else None
+
+
+@contextlib.contextmanager
+def _hydra_runtime(cfg) -> Iterator[None]:
+    """Hydra's runtime node as a run would see it, so `${hydra:runtime.output_dir}` resolves."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = "${hydra.run.dir}"  # resolved (and its errors reported) by validate()
+    hydra_config = HydraConfig.instance()
+    previous = hydra_config.cfg
+    hydra_config.set_config(cfg)
+    try:
+        yield
+    finally:
+        hydra_config.cfg = previous

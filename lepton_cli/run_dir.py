@@ -31,7 +31,7 @@ def _key_of(arg: str) -> str:
     return arg.partition("=")[0].lstrip("+~")
 
 
-def prepare_args(args: list[str]) -> list[str]:
+def prepare_args(args: list[str], composed=None) -> list[str]:
     """The command line with the run directory settled before Hydra writes anything into it.
 
     - `resume=DIR` → the overrides DIR was started with (read as data, see `saved_overrides`), then
@@ -39,7 +39,8 @@ def prepare_args(args: list[str]) -> list[str]:
       run's `.hydra/`; `record_overrides` does, once every check has passed.
     - otherwise the run directory Hydra would use is resolved now (interpolations, `..`, symlinks)
       and pinned as `hydra.run.dir=`, so what is checked (a finished run, an interrupted one, an
-      unwritable place, the file-system root) is what Hydra then writes to.
+      unwritable place, the file-system root) is what Hydra then writes to. `composed` is the
+      config of these overrides with its `hydra` node, when the caller has it already.
     """
     if any(arg.split("=")[0] in INSPECT_FLAGS for arg in args) or _is_child_rank():
         return args
@@ -52,7 +53,7 @@ def prepare_args(args: list[str]) -> list[str]:
         given_keys = {_key_of(a) for a in given}
         saved = [a for a in saved_overrides(run_dir) if _key_of(a) not in ("resume", *given_keys)]
         return [*saved, *given, f"resume={run_dir}", f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
-    run_dir = resolve_run_dir(args)
+    run_dir = resolve_run_dir(args, composed)
     check_not_in_use(run_dir)
     check_writable(run_dir)
     check_run_dir(run_dir, resuming=False)
@@ -67,11 +68,12 @@ def run_dir_of(args: list[str]) -> Path | None:
     return Path(value) if value and "${" not in value else None
 
 
-def resolve_run_dir(args: list[str]) -> Path:
+def resolve_run_dir(args: list[str], composed=None) -> Path:
     """The absolute run directory Hydra would make of these overrides (its `${now:...}` taken now)."""
     value = _value_of(args, "hydra.run.dir")
     if value is None or "${" in value:
-        value = _compose_run_dir([a for a in args if not a.startswith("-")])
+        value = (_select_run_dir(composed) if composed is not None
+                 else _compose_run_dir([a for a in args if not a.startswith("-")]))
     if not value.strip():
         raise LeptonError("hydra.run.dir is empty; give a directory, e.g. hydra.run.dir=runs/my_run")
     path = Path(os.path.realpath(Path(value).expanduser()))
@@ -84,21 +86,32 @@ def resolve_run_dir(args: list[str]) -> Path:
 def _compose_run_dir(overrides: list[str]) -> str:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     from lepton_cli.config import conf_dir
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=overrides, return_hydra_config=True)
-            value = OmegaConf.select(cfg, "hydra.run.dir")
-    except (HydraException, OmegaConfBaseException) as error:
-        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        raise LeptonError(f"could not resolve hydra.run.dir: {first}; give a plain path, e.g. hydra.run.dir=runs/my_run") from None
+            return _select_run_dir(compose("config", overrides=overrides, return_hydra_config=True))
+    except HydraException as error:
+        raise _unresolvable(error) from None
+
+
+def _select_run_dir(composed) -> str:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        value = OmegaConf.select(composed, "hydra.run.dir")
+    except OmegaConfBaseException as error:
+        raise _unresolvable(error) from None
     if not isinstance(value, str):
         raise LeptonError(f"hydra.run.dir must be a path, got {value!r}; e.g. hydra.run.dir=runs/my_run")
     return value
+
+
+def _unresolvable(error: Exception) -> LeptonError:
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return LeptonError(f"could not resolve hydra.run.dir: {first}; give a plain path, e.g. hydra.run.dir=runs/my_run")
 
 
 def _is_child_rank() -> bool:

@@ -8,26 +8,30 @@ fails there, with every command and test that composes the config. Schema fields
 (MISSING): merged after the YAML, they take its values and add only their types.
 
 Groups whose keys differ per option (source/target, student/teacher, augment, logger, callbacks,
-selection) stay free-form; a method's own keys are checked when its option has a class in
+selection) stay free-form. A typed node refuses Hydra's `~key` (delete): set such a key to null instead; a method's own keys are checked when its option has a class in
 `METHOD_SCHEMAS` (registered as `schema/method/<option>`).
 
-Ranges live in each field's metadata (`check(...)`), read by one generic function in `validate(cfg)`,
+Ranges live beside each field, as `Annotated` metadata (`lr: Annotated[float, POSITIVE] = MISSING`),
+read by one generic function in `validate(cfg)`,
 which also holds the checks that need several values together, the run directory, and (on the
 machine that trains) the accelerator and checkpoint files.
 
-To add a key: add it to the YAML with its value, then a field here, typed, with `check(...)` when
-it has a range, e.g. `warmup: float = check(FRACTION)`. A key only some options have (an
+To add a key: add it to the YAML with its value, then a field here, typed, with its rule when it
+has one, e.g. `warmup: Annotated[float, FRACTION_BELOW_ONE] = MISSING`. A key only some options have (an
 optimiser's `momentum`) goes into its class's `WHEN_PRESENT`, which is checked only where the key exists.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar
 
 from omegaconf import MISSING
 
@@ -76,46 +80,42 @@ SEED = Range("in [0, 2**32 - 1]", lambda v: 0 <= v <= 2**32 - 1)  # numpy's seed
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a few words (or values)."""
+    """One of a few words (or values); `text` says what they mean where the words alone do not."""
 
     values: tuple[Any, ...]
+    text: str = ""
 
     def error(self, key: str, value: Any) -> str | None:
         if any(type(value) is type(choice) and value == choice for choice in self.values):  # 1 is not true here
             return None
-        names = ", ".join("true" if v is True else "false" if v is False else str(v) for v in self.values)
-        return f"{key} must be one of {names}, got {value!r}; set {key}={self.values[0]}"
+        names = [str(v).lower() if isinstance(v, bool) else str(v) for v in self.values]
+        spelled = f"{', '.join(names[:-1])} or {names[-1]}"
+        return f"{key} must be {self.text or spelled}, got {value!r}; set {key}={spelled}"
 
 
-def check(rule: Range | Choice) -> Any:
-    """A schema field that takes its value from the YAML and is checked by `rule`."""
-    return field(default=MISSING, metadata={"check": rule})
+Rule = Range | Choice
 
 
-def value() -> Any:
-    """A schema field that takes its value from the YAML, typed only."""
-    return field(default=MISSING)
-
-
-# ---- the schema ------------------------------------------------------------------------------------
+# A field's rule is metadata on its type: `lr: Annotated[float, POSITIVE] = MISSING`. OmegaConf
+# enforces the type; `validate()` reads the rule. MISSING (`???`) takes the value from the YAML.
 @dataclass
 class DataSettings:
     """`data:` in conf/config.yaml: the arguments of the DataModule."""
 
-    _target_: str = value()
-    root: str = value()
-    cache_dir: str = value()
-    download: bool = value()
-    image_size: Any = check(dataclasses.replace(POSITIVE, words=("auto",), integer=True))
-    channels: Any = check(Choice((1, 3, "auto")))
-    batch_size: int = check(BATCH_SIZE)
-    eval_batch_size: int = check(BATCH_SIZE)
-    steps_per_epoch: int = check(POSITIVE)
-    num_workers: int = check(NON_NEGATIVE)
-    fast_path: str = check(Choice(("auto", "on", "off")))
-    label_seed: int = check(SEED)
-    source_val_fraction: float = check(FRACTION_BELOW_ONE)
-    target_val_fraction: float = check(FRACTION_BELOW_ONE)
+    _target_: str = MISSING
+    root: str = MISSING
+    cache_dir: str = MISSING
+    download: bool = MISSING
+    image_size: Annotated[Any, dataclasses.replace(POSITIVE, words=("auto",), integer=True)] = MISSING
+    channels: Annotated[Any, Choice((1, 3, "auto"), "1 (grey) or 3 (RGB)")] = MISSING
+    batch_size: Annotated[int, BATCH_SIZE] = MISSING
+    eval_batch_size: Annotated[int, BATCH_SIZE] = MISSING
+    steps_per_epoch: Annotated[int, POSITIVE] = MISSING
+    num_workers: Annotated[int, NON_NEGATIVE] = MISSING
+    fast_path: Annotated[str, Choice(("auto", "on", "off"))] = MISSING
+    label_seed: Annotated[int, SEED] = MISSING
+    source_val_fraction: Annotated[float, FRACTION_BELOW_ONE] = MISSING
+    target_val_fraction: Annotated[float, FRACTION_BELOW_ONE] = MISSING
 
 
 @dataclass
@@ -123,110 +123,111 @@ class TrainerSettings:
     """conf/trainer/_default.yaml: the Trainer arguments Lepton sets, and its own speed keys. Presets
     may add other Trainer arguments (strategy, num_nodes, ...)."""
 
-    _target_: str = value()
-    max_epochs: int = value()  # >= 1, or -1 with max_steps: checked in validate()
-    max_steps: int = value()
-    accelerator: str = value()
-    devices: Any = check(dataclasses.replace(POSITIVE, words=("auto",), integer=True))
-    precision: Any = value()
-    deterministic: bool = value()
-    fast_dev_run: Any = value()  # true/false or a number of batches: checked in validate()
-    num_sanity_val_steps: int = value()
-    log_every_n_steps: int = check(POSITIVE)
-    check_val_every_n_epoch: int = check(AT_LEAST_ONE)
-    enable_model_summary: bool = value()
-    default_root_dir: str = value()
-    compile: Any = value()  # true/false or a torch.compile mode name
-    channels_last: Any = check(Choice((True, False, "auto")))
+    _target_: str = MISSING
+    max_epochs: int = MISSING  # >= 1, or -1 with max_steps: checked in validate()
+    max_steps: int = MISSING
+    accelerator: str = MISSING
+    devices: Annotated[Any, dataclasses.replace(POSITIVE, words=("auto",), integer=True)] = MISSING
+    precision: Any = MISSING
+    deterministic: bool = MISSING
+    fast_dev_run: Any = MISSING  # true/false or a number of batches: checked in validate()
+    num_sanity_val_steps: int = MISSING
+    log_every_n_steps: Annotated[int, POSITIVE] = MISSING
+    check_val_every_n_epoch: Annotated[int, AT_LEAST_ONE] = MISSING
+    enable_model_summary: bool = MISSING
+    default_root_dir: str = MISSING
+    compile: Any = MISSING  # true/false or a torch.compile mode name
+    channels_last: Annotated[Any, Choice((True, False, "auto"))] = MISSING
 
-    WHEN_PRESENT: ClassVar[dict[str, Range | Choice]] = {"num_nodes": POSITIVE}
+    WHEN_PRESENT: ClassVar[Mapping[str, Rule]] = MappingProxyType({"num_nodes": POSITIVE})
 
 
 @dataclass
 class PartialSettings:
     """An optimiser or scheduler built later with the method's parameters (`_partial_: true`)."""
 
-    _target_: str = value()
-    _partial_: bool = value()
+    _target_: str = MISSING
+    _partial_: bool = MISSING
 
     # Keys of some optimisers and schedulers only: checked where the YAML has them.
-    WHEN_PRESENT: ClassVar[dict[str, Range | Choice]] = {
+    WHEN_PRESENT: ClassVar[Mapping[str, Rule]] = MappingProxyType({
         "momentum": FRACTION, "weight_decay": NON_NEGATIVE, "gamma": NON_NEGATIVE, "power": NON_NEGATIVE,
-    }
+    })
 
 
 @dataclass
 class MethodSettings:
     """conf/method/_shared.yaml: what every method takes; each method adds keys of its own."""
 
-    _target_: str = value()
-    name: str = value()
-    lr: float = check(POSITIVE)
-    # null: "auto" (0.1 when the student is pretrained, else 1.0)
-    backbone_lr_mult: Optional[float] = check(NON_NEGATIVE)  # noqa: UP007 - OmegaConf 2.3 reads no `X | None`
-    bottleneck_dim: Optional[int] = check(POSITIVE)  # noqa: UP007 - null: no bottleneck
-    lr_scaling: str = check(Choice(("none", "linear")))
-    optimizer: PartialSettings = field(default_factory=PartialSettings)
-    scheduler: PartialSettings = field(default_factory=PartialSettings)
+    _target_: str = MISSING
+    name: str = MISSING
+    lr: Annotated[float, POSITIVE] = MISSING
+    backbone_lr_mult: Annotated[float | None, NON_NEGATIVE] = MISSING  # null: 0.1 for a pretrained student, else 1.0
+    bottleneck_dim: Annotated[int | None, POSITIVE] = MISSING  # null: no bottleneck
+    lr_scaling: Annotated[str, Choice(("none", "linear"))] = MISSING
+    # Checked like PartialSettings but left untyped for OmegaConf: a typed node refuses `~key`, and
+    # switching optimiser takes `~method.optimizer.momentum`.
+    optimizer: Annotated[Any, PartialSettings] = MISSING
+    scheduler: Annotated[Any, PartialSettings] = MISSING
 
 
 @dataclass
 class AdversarialSettings(MethodSettings):
-    trade_off: float = check(NON_NEGATIVE)
-    hidden: int = check(POSITIVE)
+    trade_off: Annotated[float, NON_NEGATIVE] = MISSING
+    hidden: Annotated[int, POSITIVE] = MISSING
 
 
 @dataclass
 class CDANSettings(AdversarialSettings):
-    entropy_conditioning: bool = value()
-    randomized: Optional[bool] = value()  # noqa: UP007
-    randomized_dim: int = check(POSITIVE)
+    entropy_conditioning: bool = MISSING
+    randomized: bool | None = MISSING
+    randomized_dim: Annotated[int, POSITIVE] = MISSING
 
 
 @dataclass
 class MCCSettings(MethodSettings):
-    trade_off: float = check(NON_NEGATIVE)
-    temperature: float = check(POSITIVE)
+    trade_off: Annotated[float, NON_NEGATIVE] = MISSING
+    temperature: Annotated[float, POSITIVE] = MISSING
 
 
 @dataclass
 class DistillSettings(MethodSettings):
-    temperature: float = check(POSITIVE)
-    alpha: float = check(NON_NEGATIVE)
-    distill_source: bool = value()
-    student_view: str = check(Choice(("strong", "weak")))
-    teacher_epochs: int = check(AT_LEAST_ONE)
+    temperature: Annotated[float, POSITIVE] = MISSING
+    alpha: Annotated[float, NON_NEGATIVE] = MISSING
+    distill_source: bool = MISSING
+    student_view: Annotated[str, Choice(("strong", "weak"))] = MISSING
+    teacher_epochs: Annotated[int, AT_LEAST_ONE] = MISSING
 
 
 @dataclass
 class PseudoLabelSettings(MethodSettings):
-    threshold: float = check(FRACTION)
-    weight: float = check(NON_NEGATIVE)
-    rampup: float = check(FRACTION)
-    warmup: float = check(FRACTION_BELOW_ONE)
-    distribution_alignment: bool = value()
-    alignment_momentum: float = check(FRACTION_BELOW_ONE)
-    teacher_labels: bool = value()
-    teacher_epochs: int = check(AT_LEAST_ONE)
+    threshold: Annotated[float, FRACTION] = MISSING
+    weight: Annotated[float, NON_NEGATIVE] = MISSING
+    rampup: Annotated[float, FRACTION] = MISSING
+    warmup: Annotated[float, FRACTION_BELOW_ONE] = MISSING
+    distribution_alignment: bool = MISSING
+    alignment_momentum: Annotated[float, FRACTION_BELOW_ONE] = MISSING
+    teacher_labels: bool = MISSING
+    teacher_epochs: Annotated[int, AT_LEAST_ONE] = MISSING
 
 
 @dataclass
 class VADASettings(MethodSettings):
-    domain_weight: float = check(NON_NEGATIVE)
-    source_vat_weight: float = check(NON_NEGATIVE)
-    target_weight: float = check(NON_NEGATIVE)
-    vat_eps: float = check(POSITIVE)
-    vat_xi: float = check(POSITIVE)
-    hidden: int = check(POSITIVE)
+    domain_weight: Annotated[float, NON_NEGATIVE] = MISSING
+    source_vat_weight: Annotated[float, NON_NEGATIVE] = MISSING
+    target_weight: Annotated[float, NON_NEGATIVE] = MISSING
+    vat_eps: Annotated[float, POSITIVE] = MISSING
+    vat_xi: Annotated[float, POSITIVE] = MISSING
+    hidden: Annotated[int, POSITIVE] = MISSING
 
 
 @dataclass
 class FineTuneSettings(MethodSettings):
-    labels_per_class: int = check(AT_LEAST_ONE)
-    init: str = check(Choice(("source", "scratch", "pretrained")))
-    source_weight: float = check(NON_NEGATIVE)
-    freeze_backbone: bool = value()
-    teacher_epochs: int = check(AT_LEAST_ONE)
+    labels_per_class: Annotated[int, AT_LEAST_ONE] = MISSING
+    init: Annotated[str, Choice(("source", "scratch", "pretrained"))] = MISSING
+    source_weight: Annotated[float, NON_NEGATIVE] = MISSING
+    freeze_backbone: bool = MISSING
+    teacher_epochs: Annotated[int, AT_LEAST_ONE] = MISSING
 
 
 # conf/method/<option>.yaml → the class of its keys (an option without one gets MethodSettings).
@@ -240,23 +241,24 @@ METHOD_SCHEMAS: dict[str, type[MethodSettings]] = {
 class LeptonConfig:
     """conf/config.yaml: the root. The groups without a schema are `Any`."""
 
-    seed: int = check(SEED)
-    resume: Optional[str] = value()  # noqa: UP007
-    report: bool = value()
-    run_name: str = value()
+    seed: Annotated[int, SEED] = MISSING
+    resume: str | None = MISSING
+    report: bool = MISSING
+    run_name: str = MISSING
     data: DataSettings = field(default_factory=DataSettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     method: MethodSettings = field(default_factory=MethodSettings)
-    source: Any = value()
-    target: Any = value()
-    student: Any = value()
-    teacher: Any = value()
-    logger: Any = value()
-    augment: Any = value()
-    callbacks: Any = value()
-    selection: Any = value()
+    source: Any = MISSING
+    target: Any = MISSING
+    student: Any = MISSING
+    teacher: Any = MISSING
+    logger: Any = MISSING
+    augment: Any = MISSING
+    callbacks: Any = MISSING
+    selection: Any = MISSING
 
 
+@functools.cache
 def register() -> None:
     """Put the schema into Hydra's ConfigStore, where conf/config.yaml's defaults list finds it."""
     from hydra.core.config_store import ConfigStore
@@ -277,11 +279,10 @@ def validate(cfg: Any, *, on_this_machine: bool = True) -> None:
     """
     from omegaconf import DictConfig, OmegaConf
 
-    job = cfg
-    if isinstance(cfg, DictConfig) and "hydra" in cfg:
-        _check_run_dir(cfg.hydra.run.dir)
-        job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-    values = _resolved(job)
+    with_hydra = isinstance(cfg, DictConfig) and "hydra" in cfg
+    values = _resolved(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]) if with_hydra else cfg)
+    if with_hydra:
+        _check_run_dir(_run_dir(cfg))
     missing = _first_missing(values)
     if missing:
         raise LeptonError(f"{missing} has no value (???); set {missing}=VALUE")
@@ -311,11 +312,49 @@ def _resolved(cfg: Any) -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True)
     except (InterpolationResolutionError, ValidationError) as error:
-        key = error.full_key or "?"
-        raw = _lookup(OmegaConf.to_container(cfg, resolve=False), key)
-        reason = str(error).splitlines()[0]
-        raise LeptonError(f"{key}={raw} cannot be resolved ({reason}); set the environment variable it names, "
-                          f"give a default (${{oc.env:NAME,DEFAULT}}) or set {key}=VALUE") from None
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        key = _failing_leaf(cfg, raw) or error.full_key or "?"
+        try:
+            OmegaConf.select(cfg, key)
+        except (InterpolationResolutionError, ValidationError) as inner:
+            error = inner
+        reason = str(error).splitlines()[0].split("while resolving interpolation: ", 1)[-1].strip('"')
+        raise LeptonError(f"{key}={_lookup(raw, key)} cannot be resolved ({reason}); set the environment variable it "
+                          f"names, give a default (${{oc.env:NAME,DEFAULT}}) or set {key}=VALUE") from None
+
+
+def _failing_leaf(cfg: Any, raw: Any, prefix: str = "") -> str | None:
+    """The first key whose own value fails to resolve; keys that fail only through Hydra's run
+    directory (`${hydra:...}`) come last, so the message names the value the user wrote."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    failing = []
+    for key, item in _leaves(raw, prefix):
+        try:
+            OmegaConf.select(cfg, key)
+        except OmegaConfBaseException:
+            failing.append(key)
+    failing.sort(key=lambda k: "${hydra:" in str(_lookup(raw, k)))
+    return failing[0] if failing else None
+
+
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, item in node.items():
+            yield from _leaves(item, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, node
+
+
+def _run_dir(cfg: Any) -> str:
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return str(cfg.hydra.run.dir)
+    except OmegaConfBaseException as error:
+        raise LeptonError(f"hydra.run.dir cannot be resolved ({str(error).splitlines()[0]}); "
+                          "set hydra.run.dir=DIR") from None
 
 
 def _lookup(values: Any, key: str) -> Any:
@@ -336,14 +375,19 @@ def _first_missing(node: Any, prefix: str = "") -> str | None:
 
 
 def _check_fields(schema: type, values: Any, prefix: str) -> None:
-    """Each field's `check(...)` against its value, nested schemas and `WHEN_PRESENT` keys too."""
+    """Each field's rule (its `Annotated` metadata) against its value; nested schemas and
+    `WHEN_PRESENT` keys too."""
     if not isinstance(values, dict):
         return
+    hints = typing.get_type_hints(schema, include_extras=True)
     for spec in dataclasses.fields(schema):
-        rule = spec.metadata.get("check")
-        message = rule.error(prefix + spec.name, values.get(spec.name)) if rule is not None else None
-        if message:
-            raise LeptonError(message)
+        for rule in getattr(hints[spec.name], "__metadata__", ()):
+            if isinstance(rule, type):  # a schema class: an untyped node checked like one
+                _check_fields(rule, values.get(spec.name), f"{prefix}{spec.name}.")
+                continue
+            message = rule.error(prefix + spec.name, values.get(spec.name))
+            if message:
+                raise LeptonError(message)
         if dataclasses.is_dataclass(spec.default_factory):
             _check_fields(spec.default_factory, values.get(spec.name), f"{prefix}{spec.name}.")
     for key, rule in getattr(schema, "WHEN_PRESENT", {}).items():

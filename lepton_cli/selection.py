@@ -6,9 +6,14 @@ says whether higher (`max`) or lower (`min`) is better. `selection=` picks one
 (conf/selection/*.yaml); `SelectionCallback` (lepton_cli/callbacks.py) logs its score as
 `selection/score`, which the ModelCheckpoint monitors.
 
-`score(outputs)` receives, per validation split (`target`: target test images, `source`: source
-test, `source_val`: held-out source train), a dict of `logits` (N, C), `features` (N, D) and
-`labels` (N,) tensors on the CPU. Only `OracleTargetAccuracy` reads the target labels.
+`score(outputs)` receives, per validation split, a dict of `logits` (N, C), `features` (N, D) and
+`labels` (N,) tensors on the CPU. The splits (`DomainAdaptationData.val_splits`):
+
+- `target_val`: a held-out slice of target train, never trained on, labels hidden (-1): what the
+  unsupervised validators score, so that the target test images are read once, for the final numbers;
+- `source`: source test; `source_val`: a held-out slice of source train, with labels;
+- `target`: target test, validated only for `OracleTargetAccuracy` (`uses_target_labels`: research
+  only, and labelled "oracle" in every output).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class Validator:
     """Base class: `name`, `mode` ("max" or "min") and `score(outputs) -> float`."""
 
     #: the validation splits `score` reads
-    needs: tuple[str, ...] = ("target",)
+    needs: tuple[str, ...] = ("target_val",)
     #: whether the score reads target labels (research only)
     uses_target_labels = False
 
@@ -43,6 +48,12 @@ class Validator:
         if "source_val" in missing:
             raise LeptonError(f"selection={self.name} needs a held-out source split; set data.source_val_fraction "
                               "to a value in (0, 1), e.g. 0.1")
+        if "target_val" in missing:
+            raise LeptonError(f"selection={self.name} needs a held-out slice of target train; set "
+                              "data.target_val_fraction to a value in (0, 1), e.g. 0.1")
+        if "target" in missing:
+            raise LeptonError(f"selection={self.name} reads the target test labels during validation; build the "
+                              "DataModule with validate_target_test=True (lepton train does so for selection=oracle)")
         if missing:
             raise LeptonError(f"selection={self.name} needs the {', '.join(missing)} validation split(s)")
 
@@ -65,22 +76,24 @@ class SourceValAccuracy(Validator):
 
 
 class TargetEntropy(Validator):
-    """Mean entropy (nats) of the target predictions, lower is better (Morerio et al., ICLR 2018)."""
+    """Mean entropy (nats) of the predictions on held-out target images, lower is better (Morerio
+    et al., ICLR 2018)."""
 
     def score(self, outputs: Outputs) -> float:
         from lepton_cli.losses import entropy
 
-        return float(entropy(outputs["target"]["logits"].float()))
+        return float(entropy(outputs["target_val"]["logits"].float()))
 
 
 class InformationMaximization(Validator):
-    """Mutual information between target images and predicted classes, H(E p) − E H(p), higher is
-    better: confident and spread over the classes (the negated IM loss of SHOT, Liang et al. 2020)."""
+    """Mutual information between held-out target images and predicted classes, H(E p) − E H(p),
+    higher is better: confident and spread over the classes (the negated IM loss of SHOT, Liang et
+    al. 2020)."""
 
     def score(self, outputs: Outputs) -> float:
         from lepton_cli.losses import information_maximization
 
-        return -float(information_maximization(outputs["target"]["logits"].float()))
+        return -float(information_maximization(outputs["target_val"]["logits"].float()))
 
 
 class DeepEmbeddedValidation(Validator):
@@ -93,18 +106,18 @@ class DeepEmbeddedValidation(Validator):
         DEV = mean(L_w) + η·mean(w) − η,   η = −Cov(L_w, w) / Var(w).
 
     The paper trains the domain classifier on source-train and target features; here logistic
-    regression on source-val and target features, with 2-fold cross-fitting so that no point is
-    scored by a classifier that saw it.
+    regression on source-val and held-out target-train (`target_val`) features, with 2-fold
+    cross-fitting so that no point is scored by a classifier that saw it.
     """
 
-    needs = ("source_val", "target")
+    needs = ("source_val", "target_val")
 
     def __init__(self, name: str = "dev", mode: str = "min", max_points: int = 2000, seed: int = 0):
         super().__init__(name, mode)
         self.max_points, self.seed = max_points, seed
 
     def score(self, outputs: Outputs) -> float:
-        source, target = outputs["source_val"], outputs["target"]
+        source, target = outputs["source_val"], outputs["target_val"]
         losses = F.cross_entropy(source["logits"].float(), source["labels"], reduction="none").numpy()
         return dev_risk(source["features"].float().numpy(), target["features"].float().numpy(), losses,
                         self.max_points, self.seed)
@@ -151,6 +164,7 @@ def dev_risk(source_features: np.ndarray, target_features: np.ndarray, source_lo
 class OracleTargetAccuracy(Validator):
     """Target test accuracy: uses target labels, for research only (how good could a choice be)."""
 
+    needs = ("target",)
     uses_target_labels = True
 
     def score(self, outputs: Outputs) -> float:

@@ -8,21 +8,26 @@ pieces it puts together live in `lepton_cli.builders`, `lepton_cli.run_dir` and 
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
+import signal
 import sys
-import time
-from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+if __name__ == "__main__":  # Ctrl-C while the imports below run: nothing has started, exit quietly
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
-from lepton_cli.config import conf_dir, rewrite_overrides
-from lepton_cli.distributed import launcher_overrides, launcher_rank
-from lepton_cli.errors import error_boundary
-from lepton_cli.overrides import check_overrides, split_flags
-from lepton_cli.run_dir import prepare_args, run_dir_of
+import contextlib  # noqa: E402 - after the Ctrl-C handler on purpose
+import logging  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from lepton_cli.config import conf_dir, rewrite_overrides  # noqa: E402
+from lepton_cli.distributed import launcher_overrides, launcher_rank  # noqa: E402
+from lepton_cli.errors import error_boundary  # noqa: E402
+from lepton_cli.overrides import check_overrides, split_flags  # noqa: E402
+from lepton_cli.run_dir import prepare_args, run_dir_of  # noqa: E402
 
 log = logging.getLogger("lepton")
 
@@ -37,13 +42,13 @@ def run(cfg: DictConfig) -> dict:
     from lepton_cli.builders.method import build_method
     from lepton_cli.builders.trainer import build_trainer
     from lepton_cli.callbacks import SelectionCallback
-    from lepton_cli.checkpoints import check_student_checkpoint_fits, last_checkpoint
+    from lepton_cli.checkpoints import check_resume_fits, check_student_checkpoint_fits, last_checkpoint
     from lepton_cli.distributed import log_scale
     from lepton_cli.io import write_atomically, write_json_atomically
     from lepton_cli.reporting.tables import print_metrics
     from lepton_cli.run_dir import check_run_dir, record_overrides
     from lepton_cli.speed import apply_speed_options
-    from lepton_cli.validation import validate
+    from lepton_cli.schema import validate
 
     started = time.time()
     hydra_config = HydraConfig.get()
@@ -64,12 +69,14 @@ def run(cfg: DictConfig) -> dict:
     trainer: pl.Trainer = build_trainer(cfg, run_dir, selection)
     apply_speed_options(method, cfg.trainer, trainer.strategy.root_device.type == "cuda", datamodule.channels)
     log_scale(trainer, cfg, datamodule)
+    # resume=DIR: continue from DIR's last checkpoint (weights, optimiser, loop position, random state)
+    ckpt_path = str(last_checkpoint(Path(resume).expanduser().resolve())) if resume else None
+    if ckpt_path:
+        check_resume_fits(method, ckpt_path)
     if trainer.is_global_zero:
         write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         if resume:  # every check passed: from now on the run continues with these settings
             record_overrides(run_dir, list(hydra_config.overrides.task))
-    # resume=DIR: continue from DIR's last checkpoint (weights, optimiser, loop position, random state)
-    ckpt_path = str(last_checkpoint(Path(resume).expanduser().resolve())) if resume else None
     log.info("run directory: %s", run_dir)
     trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
     # The last epoch's weights are tested: choosing an epoch by target test accuracy would leak labels.
@@ -99,14 +106,22 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with error_boundary():
-        args = prepare_args(rewrite_overrides(sys.argv[1:]))  # resume=DIR → its overrides; the run dir, pinned
-        check_overrides(args)
-    # Hydra's argparse takes overrides only before its flags (`a=1 --cfg job`, not `--cfg job a=1`).
-    flags, overrides = split_flags(args)
-    overrides += launcher_overrides(overrides)  # torchrun/srun ranks: one run directory for all
+        # Hydra's argparse takes overrides only before its flags (`a=1 --cfg job`, not `--cfg job a=1`).
+        flags, overrides = split_flags(rewrite_overrides(sys.argv[1:]))
+        overrides += launcher_overrides(overrides)  # torchrun/srun ranks: one run directory for all
+        args = [*overrides, *flags]
+        resuming = any(arg.partition("=")[0].lstrip("+~") == "resume" for arg in overrides)
+        # One composition checks the overrides and resolves hydra.run.dir, which is then checked and
+        # pinned; resume=DIR first becomes the run's own overrides (read as data), then is checked.
+        composed = None if resuming else check_overrides(args)
+        args = prepare_args(args, composed)
+        if resuming:
+            check_overrides(args)
+        flags, overrides = split_flags(args)
     sys.argv = [sys.argv[0], *overrides, *flags]
-    run_dir = run_dir_of(overrides)
+    run_dir = run_dir_of([*overrides, *flags])
     try:
         with error_boundary(), _lock_run_dir(run_dir):
             hydra_main()

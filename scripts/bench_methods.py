@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Benchmark every adaptation method on one domain pair with the same budget and several seeds.
 
-Runs `lepton train` once per (method, seed) in a subprocess, plus the upper bound (a model trained
-on the labelled target training split itself), and writes a markdown table of target accuracy and
-macro F1 (mean ± std over seeds), source accuracy and wall time.
+A thin use of `lepton sweep` (lepton_cli/sweep/): one sweep of method × seed in <work dir>/methods
+and one of the upper bound (a model trained on the labelled target training split itself) in
+<work dir>/upper_bound, so runs resume, fail alone and get a leaderboard as in any sweep. Then a
+markdown table of target accuracy and macro F1 of the last epoch's weights (mean ± std over seeds),
+source accuracy and wall time.
 
     python scripts/bench_methods.py --seeds 0 1 2 --out docs/bench_methods_digits.md
     python scripts/bench_methods.py --pair source=mnist target=usps data.root=DATA --methods source_only dann
@@ -12,28 +14,28 @@ macro F1 (mean ± std over seeds), source accuracy and wall time.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
-import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
+from lepton_cli.config import rewrite_overrides
+from lepton_cli.errors import error_boundary
+from lepton_cli.io import write_text_atomically
+from lepton_cli.sweep.options import Options
+from lepton_cli.sweep.records import Job
+from lepton_cli.sweep.session import grid_command
+
 ALL_METHODS = ["source_only", "finetune", "distill", "pseudo_label", "dann", "cdan", "mcc", "vada"]
+UPPER_BOUND = "upper bound (labelled target)"
+COLUMNS = ("target/acc", "target/f1_macro", "source/acc")
 
 
-def run_one(overrides: list[str], run_dir: Path, train: bool = True) -> dict:
-    if not (run_dir / "metrics.json").exists():
-        if not train:
-            return {"error": "not run", "wall_time_s": 0.0}
-        command = [sys.executable, "-m", "lepton_cli.train", *overrides, f"hydra.run.dir={run_dir}"]
-        started = time.time()
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            return {"error": (result.stderr.strip().splitlines() or ["?"])[-1], "wall_time_s": time.time() - started}
-    return json.loads((run_dir / "metrics.json").read_text())
+def sweep(grid: list[str], directory: Path, train: bool) -> list[Job]:
+    """The sweep's jobs, run (or, with train=False, only looked up) in `directory`."""
+    _, result = grid_command(Options(grid=rewrite_overrides(grid), sweep_dir=directory), execute=train, summary=False)
+    return result.jobs
 
 
 def summarise(values: list[float], missing: str = "failed") -> str:
@@ -42,6 +44,13 @@ def summarise(values: list[float], missing: str = "failed") -> str:
     mean = 100 * statistics.mean(values)
     std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{mean:.1f} ± {std:.1f}"
+
+
+def table_row(label: str, jobs: list[Job]) -> tuple[str, ...]:
+    ok = [job.record["metrics"] for job in jobs if job.record.get("status") == "ok"]
+    missing = "not run" if all(job.record.get("status") == "pending" for job in jobs) else "failed"
+    wall = f"{statistics.mean(m['wall_time_s'] for m in ok):.0f}" if ok else "–"
+    return (label, *(summarise([m[key] for m in ok], missing) for key in COLUMNS), wall, f"{len(ok)}/{len(jobs)}")
 
 
 def main() -> None:
@@ -57,22 +66,14 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="only tabulate the runs already in --work-dir")
     args = parser.parse_args()
 
-    rows = []
-    plans = [(m, [*args.pair, f"method={m}"]) for m in args.methods]
+    seeds = f"seed={','.join(map(str, args.seeds))}"
+    jobs = sweep([*args.pair, f"method={','.join(args.methods)}", *args.extra, seeds, "logger=csv"],
+                 args.work_dir / "methods", not args.no_train)
+    rows = [table_row(method, [job for job in jobs if f"method={method}" in job.overrides]) for method in args.methods]
     if args.upper_bound:
-        plans.append(("upper bound (labelled target)", [*args.pair, *args.upper_bound, "method=source_only"]))
-    for label, overrides in plans:
-        results = []
-        for seed in args.seeds:
-            run_dir = args.work_dir / label.split(" ")[0].replace("(", "") / f"seed{seed}"
-            metrics = run_one([*overrides, *args.extra, f"seed={seed}", "logger=csv"], run_dir, train=not args.no_train)
-            results.append(metrics)
-            status = metrics.get("error") or f"target acc {metrics['target/acc']:.4f}"
-            print(f"{label:>32}  seed {seed}: {status}", flush=True)
-        ok = [r for r in results if "error" not in r]
-        missing = "not run" if all(r.get("error") == "not run" for r in results) else "failed"
-        rows.append((label, *(summarise([r[key] for r in ok], missing) for key in ("target/acc", "target/f1_macro", "source/acc")),
-                     f"{statistics.mean(r['wall_time_s'] for r in ok):.0f}" if ok else "–", f"{len(ok)}/{len(results)}"))
+        upper = sweep([*args.pair, *args.upper_bound, "method=source_only", *args.extra, seeds, "logger=csv"],
+                      args.work_dir / "upper_bound", not args.no_train)
+        rows.append(table_row(UPPER_BOUND, upper))
 
     command = " ".join(["python scripts/bench_methods.py", *sys.argv[1:]])
     lines = [
@@ -84,12 +85,11 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         *(f"| {' | '.join(row)} |" for row in rows),
     ]
-    table = "\n".join(lines)
-    print(table)
+    print("\n".join(lines))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
+        write_text_atomically(args.out, lines)
 
 
 if __name__ == "__main__":
-    main()
+    with error_boundary():
+        main()

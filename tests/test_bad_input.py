@@ -8,6 +8,7 @@ subprocess to show the whole chain holds.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_subprocess_one_line_error_end_to_end():
     assert_one_line_error(run_cli("train", "student=nope"), "unknown student 'nope'", "small_cnn")
 
 
-# ---- values out of range (checked generically by key pattern) -------------------------------------------
+# ---- values out of range (each rule declared beside its field in lepton_cli/schema.py) ----------------
 @pytest.mark.parametrize(("override", "fragment"), [
     ("method.lr=-0.1", "method.lr must be > 0, got -0.1"),
     ("data.batch_size=0", "data.batch_size must be > 0, got 0"),
@@ -121,6 +122,49 @@ def test_image_size_too_small_for_the_backbone(capsys, monkeypatch, tmp_path):
     # Raised inside SmallCNN's constructor, i.e. inside Hydra's instantiate: unwrapped to one line.
     line = one_line_error(capsys, monkeypatch, *FAST, "data.image_size=8", f"hydra.run.dir={tmp_path / 'run'}")
     assert "small_cnn needs images of at least 16 px" in line and "data.image_size=8" in line
+
+
+# ---- refused before Hydra writes anything (the security issue's cases) --------------------------------
+@pytest.mark.parametrize(("override", "fragments"), [
+    ("data.image_size=big", ("data.image_size expects a whole number or auto, got 'big'",)),
+    ("seed=-1", ("seed must be in [0, 2**32 - 1], got -1", "set seed=")),
+    ("data.root=[a,b]", ("data.root expects a string, got a list [a,b]", "e.g. data.root=")),
+    ("data.root={a:1}", ("data.root expects a string, got a dict",)),
+    ("data.root=${oc.env:LEPTON_TEST_UNSET}", ("data.root=${oc.env:LEPTON_TEST_UNSET} cannot be resolved",
+                                              "'LEPTON_TEST_UNSET' not found", "${oc.env:NAME,DEFAULT}")),
+    ("trainer.max_epochs=-1", ("trainer.max_epochs=-1", "never stop", "set trainer.max_steps=N")),
+    ("data.batch_size=1000000", ("data.batch_size must be at most 65536, got 1000000",)),
+    ("data.eval_batch_size=70000", ("data.eval_batch_size must be at most 65536, got 70000",)),
+    ("data.eval_batch_size=0", ("data.eval_batch_size must be > 0, got 0", "set data.eval_batch_size=")),
+    ("data.target_val_fraction=1.0", ("data.target_val_fraction must be in [0, 1), got 1.0",)),
+    ("run_name=" + "x" * 300, ("bytes, more than the 255 a file system takes", "shorten run_name")),
+])
+def test_refused_before_anything_is_written(capsys, monkeypatch, tmp_path, override, fragments):
+    monkeypatch.chdir(tmp_path)  # the default run directory, runs/<date>_<name>, would be made here
+    monkeypatch.delenv("LEPTON_TEST_UNSET", raising=False)
+    line = one_line_error(capsys, monkeypatch, *FAST, override)
+    assert all(fragment in line for fragment in fragments), line
+    assert list(tmp_path.iterdir()) == []  # no runs/, no .hydra/
+
+
+def test_max_epochs_minus_one_with_max_steps_is_accepted():
+    from lepton_cli.overrides import check_overrides
+
+    cfg = check_overrides([*FAST, "trainer.max_epochs=-1", "trainer.max_steps=3"])
+    assert cfg.trainer.max_steps == 3
+
+
+def test_file_system_root_as_run_dir(capsys, monkeypatch):
+    line = one_line_error(capsys, monkeypatch, *FAST, "hydra.run.dir=/")
+    assert "hydra.run.dir=/" in line
+    assert not Path("/.hydra").exists()
+
+
+def test_subprocess_refuses_an_unset_environment_variable(tmp_path):
+    assert "LEPTON_TEST_UNSET" not in os.environ
+    assert_one_line_error(run_cli("train", "data.cache_dir=${oc.env:LEPTON_TEST_UNSET}", cwd=tmp_path),
+                          "data.cache_dir=${oc.env:LEPTON_TEST_UNSET} cannot be resolved", "not found")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---- run directories ---------------------------------------------------------------------------------

@@ -88,3 +88,59 @@ def test_ctrl_c_saves_exits_130_and_says_how_to_resume(tmp_path):
     resumed = finish(start(f"resume={run_dir}"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 30  # no step lost or repeated
+
+
+@pytest.mark.slow
+def test_sigterm_saves_exits_143_and_says_how_to_resume(tmp_path):
+    run_dir = tmp_path / "preempted"
+    process = start(*TWO_EPOCHS, "callbacks.step_checkpoint.every_n_train_steps=3", f"hydra.run.dir={run_dir}")
+    wait_for(run_dir / "checkpoints" / "last.ckpt", process)
+    process.send_signal(signal.SIGTERM)  # kill, timeout, a cluster's preemption
+    stopped = finish(process)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    lines = [line for line in stopped.stderr.splitlines() if line.startswith("lepton: error:")]
+    assert len(lines) == 1 and "SIGTERM" in lines[0] and f"lepton train resume={run_dir.resolve()}" in lines[0]
+    assert not (run_dir / "metrics.json").exists() and "Traceback" not in stopped.stderr
+
+
+def test_ctrl_c_before_training_starts_is_one_line(tmp_path):
+    process = start(*TWO_EPOCHS, f"hydra.run.dir={tmp_path / 'early'}")
+    time.sleep(1.0)  # still importing or composing
+    process.send_signal(signal.SIGINT)
+    stopped = finish(process)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+
+
+@pytest.mark.slow
+def test_one_process_per_run_directory(tmp_path):
+    run_dir = tmp_path / "busy"
+    long_run = [*TWO_EPOCHS, "data.steps_per_epoch=400", "callbacks.step_checkpoint.every_n_train_steps=2"]
+    first = start(*long_run, f"hydra.run.dir={run_dir}")
+    try:
+        wait_for(run_dir / "checkpoints" / "last.ckpt", first)
+        before = (run_dir / "config.yaml").read_bytes()
+        for second in ([f"resume={run_dir}"], [*TWO_EPOCHS, f"hydra.run.dir={run_dir}"]):
+            refused = finish(start(*second))
+            assert refused.returncode == 2 and "in use by another Lepton process" in refused.stderr, refused.stderr[-2000:]
+        assert (run_dir / "config.yaml").read_bytes() == before and first.poll() is None
+    finally:
+        first.kill()
+        first.wait()
+    # SIGKILL: the kernel dropped the lock, so the run can be continued
+    assert "in use" not in finish(start(f"resume={run_dir}", "trainer.max_epochs=1")).stderr
+
+
+@pytest.mark.slow
+def test_a_refused_resume_leaves_the_runs_saved_settings_alone(tmp_path):
+    run_dir = tmp_path / "stopped"
+    process = start(*TWO_EPOCHS, "callbacks.step_checkpoint.every_n_train_steps=3", f"hydra.run.dir={run_dir}")
+    wait_for(run_dir / "checkpoints" / "last.ckpt", process)
+    process.send_signal(signal.SIGINT)
+    assert finish(process).returncode == 130
+    saved = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    refused = finish(start(f"resume={run_dir}", "data.image_size=32"))  # another model shape
+    assert refused.returncode == 2 and "does not fit" in refused.stderr, refused.stderr[-2000:]
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == saved
+    resumed = finish(start(f"resume={run_dir}"))  # the next resume still works, with the run's own settings
+    assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -21,7 +21,8 @@ from lepton_cli.selection import (
 
 
 def _target(logits: torch.Tensor) -> dict:
-    return {"target": {"logits": logits, "features": logits, "labels": torch.zeros(len(logits), dtype=torch.long)}}
+    # Held-out target train images carry no labels (-1): the unsupervised validators must not need them.
+    return {"target_val": {"logits": logits, "features": logits, "labels": torch.full((len(logits),), -1)}}
 
 
 def test_entropy_and_ims_prefer_confident_predictions_to_uniform_ones():
@@ -67,8 +68,29 @@ def test_dev_weights_the_source_points_that_look_like_the_target():
     validator = DeepEmbeddedValidation()
     logits = torch.randn(800, 3)
     outputs = {"source_val": {"logits": logits, "features": torch.from_numpy(source).float(), "labels": torch.zeros(800, dtype=torch.long)},
-               "target": {"logits": logits, "features": torch.from_numpy(target).float(), "labels": torch.zeros(800, dtype=torch.long)}}
+               "target_val": {"logits": logits, "features": torch.from_numpy(target).float(), "labels": torch.full((800,), -1)}}
     assert validator.mode == "min" and math.isfinite(validator.score(outputs))
+
+
+@pytest.mark.parametrize("validator", [TargetEntropy("entropy", "min"), InformationMaximization("ims", "max"),
+                                       DeepEmbeddedValidation()])
+def test_unsupervised_validators_never_read_the_target_test_split(validator):
+    assert "target" not in validator.needs and not validator.uses_target_labels
+    logits = torch.randn(50, 4)
+    held_out = {"logits": logits, "features": logits, "labels": torch.full((50,), -1)}
+    test = {"logits": torch.randn(50, 4), "features": torch.randn(50, 4), "labels": torch.zeros(50, dtype=torch.long)}
+    outputs = {"target_val": held_out, "source_val": {**held_out, "labels": torch.zeros(50, dtype=torch.long)}}
+    # Whatever the target test split holds, the score is the same: it is not read.
+    assert validator.score(outputs) == validator.score({**outputs, "target": test})
+    with pytest.raises(LeptonError, match="data.target_val_fraction"):
+        validator.check(["source", "source_val"])
+
+
+def test_oracle_needs_target_test_in_validation_and_says_so():
+    oracle = OracleTargetAccuracy("oracle (uses target labels)", "max")
+    assert oracle.needs == ("target",) and oracle.uses_target_labels
+    with pytest.raises(LeptonError, match="validate_target_test"):
+        oracle.check(["target_val", "source"])
 
 
 def test_validator_that_needs_a_held_out_source_split_says_how_to_get_one():
@@ -86,11 +108,14 @@ def test_each_validator_picks_a_checkpoint_on_a_tiny_run(run_experiment, name):
     assert [e["epoch"] for e in history] == [0, 1] and all(math.isfinite(e["score"]) for e in history)
     # ModelCheckpoint monitored selection/score: its "best" is the validator's pick.
     assert (run_dir / "checkpoints" / f"best-epoch={metrics['selection/epoch']}.ckpt").is_file()
+    assert metrics["target/test_size"] > 0 and metrics["source/test_size"] > 0
+    if name != "oracle":  # the target test split is read once, by the final test: no per-epoch target numbers
+        assert not any("target/acc" in e for e in history) and not any(k.startswith("oracle/") for k in metrics)
+        return
     picked = history[metrics["selection/epoch"]]
     assert metrics["selection/target/acc"] == picked["target/acc"]
     assert metrics["oracle/target/acc"] == max(e["target/acc"] for e in history)
     # The last epoch's validation on the target test split saw the same weights as the final test.
     assert history[-1]["target/acc"] == pytest.approx(metrics["target/acc"], abs=1e-6)
-    if name == "oracle":
-        assert metrics["selection/name"] == "oracle (uses target labels)"
-        assert metrics["selection/epoch"] == metrics["oracle/epoch"]
+    assert metrics["selection/name"] == "oracle (uses target labels)"
+    assert metrics["selection/epoch"] == metrics["oracle/epoch"]

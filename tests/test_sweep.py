@@ -6,7 +6,6 @@ trainer=debug); on 2 shared CPU cores each run costs 10-30 s, so they are marked
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import subprocess
@@ -16,17 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from lepton_cli import sweep
 from lepton_cli.reporting.leaderboard import build_leaderboard, write_leaderboard
+from lepton_cli.sweep import cli as sweep_cli
+from lepton_cli.sweep import launchers, main, plan, records
+from lepton_cli.sweep.options import Options
 from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.conftest import TINY
+from tests.helpers.fake_train import fake_metrics
+from tests.helpers.sweep_fakes import fake_run, read_csv
 
 JOB = ["trainer=debug", *TINY]
-
-
-def read_csv(path: Path) -> list[dict]:
-    with path.open() as handle:
-        return list(csv.DictReader(handle))
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
@@ -35,37 +33,37 @@ def run_dirs(sweep_dir: Path) -> list[Path]:
 
 # ---- no training ----------------------------------------------------------------------------------
 def test_grid_expands_with_hydra_sweep_syntax():
-    jobs = sweep.expand_grid(["method.trade_off=range(0.1,1.1,0.3)", "seed=range(3)"])
+    jobs = plan.expand_grid(["method.trade_off=range(0.1,1.1,0.3)", "seed=range(3)"])
     assert len(jobs) == 12
     assert [job[0] for job in jobs[::3]] == [f"method.trade_off={v}" for v in ("0.1", "0.4", "0.7", "1.0")]
     assert [job[1] for job in jobs[:3]] == ["seed=0", "seed=1", "seed=2"]
     # comma lists and choice() multiply; a later override of the same key wins, as in Hydra
-    jobs = sweep.expand_grid(["method.lr=1e-3,1e-2", "seed=choice(0,1)", "seed=5"])
+    jobs = plan.expand_grid(["method.lr=1e-3,1e-2", "seed=choice(0,1)", "seed=5"])
     assert jobs == [["method.lr=0.001", "seed=5"], ["method.lr=0.01", "seed=5"]]
     # glob() lists a group's options, without the shared _*.yaml files
-    methods = [job[0] for job in sweep.expand_grid(["method=glob(*)"])]
+    methods = [job[0] for job in plan.expand_grid(["method=glob(*)"])]
     assert "method=source_only" in methods and not any("=_" in m for m in methods)
 
 
 def test_job_digest_ignores_order_and_hydra_settings():
-    a = sweep.job_digest(["method.lr=0.01", "seed=0", "hydra.job.name=x"])
-    assert a == sweep.job_digest(["seed=0", "method.lr=0.01"])
-    assert a != sweep.job_digest(["seed=1", "method.lr=0.01"])
+    a = records.job_digest(["method.lr=0.01", "seed=0", "hydra.job.name=x"])
+    assert a == records.job_digest(["seed=0", "method.lr=0.01"])
+    assert a != records.job_digest(["seed=1", "method.lr=0.01"])
 
 
 def test_job_digest_is_of_the_composed_config_not_of_its_spelling():
-    default = sweep.job_digest([])
-    assert sweep.job_digest(["method=source_only"]) == default  # the default, written out
-    assert sweep.job_digest(["dataset@source=synth_digits", "method.lr=1e-2"]) == default  # 1e-2 is the default lr
-    assert sweep.job_digest(["method.lr=0.02"]) != default
+    default = records.job_digest([])
+    assert records.job_digest(["method=source_only"]) == default  # the default, written out
+    assert records.job_digest(["dataset@source=synth_digits", "method.lr=1e-2"]) == default  # 1e-2 is the default lr
+    assert records.job_digest(["method.lr=0.02"]) != default
 
 
 def test_preset_is_a_grid_that_command_line_overrides_extend(tmp_path):
-    options = sweep.parse_args(["sweep=methods_digits", "seed=7", "--dir", str(tmp_path)])
-    jobs = sweep.expand_grid(options.grid)
+    options = sweep_cli.parse_args(["sweep=methods_digits", "seed=7", "--dir", str(tmp_path)])
+    jobs = plan.expand_grid(options.grid)
     assert len(jobs) == 8 and {job[-1] for job in jobs} == {"seed=7"}
-    assert options.sweep_dir == tmp_path and options.rank_by == "target/acc"
-    assert sweep.parse_args(["hydra.sweep.dir=/x/y", "seed=0,1"]).sweep_dir == Path("/x/y")
+    assert options.sweep_dir == tmp_path and options.rank_by == "selection"  # no target labels (was target/acc)
+    assert sweep_cli.parse_args(["hydra.sweep.dir=/x/y", "seed=0,1"]).sweep_dir == Path("/x/y")
 
 
 def test_bad_grid_is_one_line_error_before_any_run(tmp_path):
@@ -73,7 +71,7 @@ def test_bad_grid_is_one_line_error_before_any_run(tmp_path):
     assert_one_line_error(result, "unknown method 'nope'", "source_only")
     assert not (tmp_path / "s").exists()
     for grid in (["method.lr=[1,"], ["method.lr=0.01,abc"], ["method.lr=interval(0,1)"], ["sweep=nope"]):
-        assert sweep.main([*grid, "--dir", str(tmp_path / "s")]) == 2
+        assert main([*grid, "--dir", str(tmp_path / "s")]) == 2
     assert not (tmp_path / "s").exists()
 
 
@@ -91,39 +89,34 @@ def test_child_environment_drops_distributed_variables(monkeypatch):
     for name in ("LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT", "RANK", "NODE_RANK"):
         monkeypatch.setenv(name, "1")
     monkeypatch.setenv("KEEP_ME", "1")
-    environment = sweep.child_environment()
+    environment = launchers.child_environment()
     assert "KEEP_ME" in environment
     assert not {"LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT", "RANK", "NODE_RANK"} & set(environment)
 
 
 def _fake_run(sweep_dir: Path, overrides: list[str], acc: float | None) -> Path:
-    digest = sweep.job_digest(overrides)
-    run_dir = sweep_dir / f"fake_{digest}"
-    run_dir.mkdir(parents=True)
-    if acc is not None:
-        (run_dir / "metrics.json").write_text(json.dumps({"target/acc": acc, "target/f1_macro": acc / 2, "source/acc": 0.9}))
-    return run_dir
+    return fake_run(sweep_dir, overrides, None if acc is None else {**fake_metrics({}), "target/acc": acc})
 
 
 def test_resume_skips_finished_runs_and_moves_failed_ones_aside(tmp_path):
     jobs = [["method.lr=0.01", "seed=0"], ["method.lr=0.01", "seed=1"], ["method.lr=0.02", "seed=0"]]
     finished = _fake_run(tmp_path, jobs[0], 0.5)
     cut_off = _fake_run(tmp_path, jobs[1], None)  # no metrics.json: failed or interrupted
-    keys = sweep.varying_keys(jobs)
+    keys = plan.varying_keys(jobs)
     assert keys == ["method.lr", "seed"]
-    to_run, done = sweep.plan(jobs, keys, tmp_path, sweep.Options())
+    to_run, done = records.plan_runs(jobs, keys, tmp_path, Options())
     assert [job.run_dir for job in done] == [finished]
     assert [job.overrides for job in to_run] == jobs[1:]
     assert not cut_off.exists() and cut_off.with_name(cut_off.name + ".old-1").is_dir()
     # --force reruns the finished run too, keeping the old one beside it
-    to_run, done = sweep.plan(jobs, keys, tmp_path, sweep.Options(force=True))
+    to_run, done = records.plan_runs(jobs, keys, tmp_path, Options(force=True))
     assert not done and len(to_run) == 3
     assert (tmp_path / (finished.name + ".old-1") / "metrics.json").is_file()
 
 
 def test_nan_metrics_count_as_not_finished(tmp_path):
     run_dir = _fake_run(tmp_path, ["seed=0"], math.nan)
-    assert sweep.read_result(run_dir, "target/acc") is None
+    assert records.read_result(run_dir, "target/acc") is None
 
 
 def test_leaderboard_groups_seeds_with_sample_std(tmp_path):
@@ -134,13 +127,13 @@ def test_leaderboard_groups_seeds_with_sample_std(tmp_path):
                 "error": "ValueError: boom" if status == "failed" else "", "wall_time_s": 2.0, "run_dir": f"r{lr}{seed}"}
 
     records = [record(0.1, 0, 0.5), record(0.1, 1, 0.7), record(0.2, 0, 0.8), record(0.3, 0, 0, "failed")]
-    rows = build_leaderboard(records, ["method.lr"])
+    rows = build_leaderboard(records, ["method.lr"], "target/acc")  # named: these records have no selection score
     assert [row.settings["method.lr"] for row in rows] == ["0.2", "0.1", "0.3"]  # best first, failed last
     assert rows[1].n == 2 and rows[1].mean("target/acc") == pytest.approx(0.6)
     assert rows[1].std("target/acc") == pytest.approx(0.1414213, rel=1e-5)  # ddof=1
     assert math.isnan(rows[0].std("target/acc")) and rows[2].failed == 1
     assert [r.settings["method.lr"] for r in build_leaderboard(records, ["method.lr"], "-target/acc")][:2] == ["0.1", "0.2"]
-    write_leaderboard(rows, tmp_path)
+    write_leaderboard(rows, tmp_path, "target/acc")
     table = read_csv(tmp_path / "leaderboard.csv")
     assert table[0]["target_acc_std"] == "" and table[0]["n"] == "1"  # n = 1: no std
     assert table[2]["error"] == "ValueError: boom" and table[2]["n"] == "0"
@@ -151,7 +144,7 @@ def test_leaderboard_groups_seeds_with_sample_std(tmp_path):
 
 def test_optuna_missing_is_one_line_with_the_extra(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "optuna", None)  # makes `import optuna` raise ImportError
-    assert sweep.main(["--optuna", "2", "method.lr=interval(1e-3,1e-1)", "--dir", str(tmp_path / "s")]) == 2
+    assert main(["--optuna", "2", "method.lr=interval(1e-3,1e-1)", "--dir", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pip install lepton[search]" in err
     assert not (tmp_path / "s").exists()
@@ -162,7 +155,7 @@ def test_optuna_missing_is_one_line_with_the_extra(monkeypatch, capsys, tmp_path
 def test_four_run_sweep_gives_two_row_leaderboard_and_resumes(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
     args = [*JOB, "method.lr=0.01,0.02", "seed=0,1", "--dir", str(sweep_dir)]
-    assert sweep.main(args) == 0
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "4 runs (2 configurations)" in out and "4 to run, 0 already done" in out
     assert len(run_dirs(sweep_dir)) == 4
@@ -171,11 +164,12 @@ def test_four_run_sweep_gives_two_row_leaderboard_and_resumes(tmp_path, capsys):
     for row in table:
         accs = [json.loads((Path(d) / "metrics.json").read_text())["target/acc"] for d in row["run_dirs"].split(";")]
         assert float(row["target_acc_mean"]) == pytest.approx(sum(accs) / 2)
-    assert table[0]["target_acc_mean"] >= table[1]["target_acc_mean"]
+    # ranked by the unsupervised selection score (no longer by target accuracy)
+    assert float(table[0]["selection_rank_score_mean"]) >= float(table[1]["selection_rank_score_mean"])
     assert (sweep_dir / "leaderboard.md").read_text().count("\n| 0.0") == 2
     assert (sweep_dir / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
 
-    assert sweep.main(args) == 0  # the same command again: nothing to run
+    assert main(args) == 0  # the same command again: nothing to run
     assert "0 to run, 4 already done" in capsys.readouterr().out
     assert len(run_dirs(sweep_dir)) == 4
 
@@ -183,7 +177,7 @@ def test_four_run_sweep_gives_two_row_leaderboard_and_resumes(tmp_path, capsys):
 @pytest.mark.slow
 def test_failing_configuration_is_marked_and_the_sweep_goes_on(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
-    assert sweep.main([*JOB, "method.lr=0.01,-1", "--jobs", "2", "--dir", str(sweep_dir)]) == 1
+    assert main([*JOB, "method.lr=0.01,-1", "--jobs", "2", "--dir", str(sweep_dir)]) == 1
     captured = capsys.readouterr()
     assert "1 failed" in captured.out and "failed" in captured.err
     good, bad = read_csv(sweep_dir / "leaderboard.csv")
@@ -197,7 +191,7 @@ def test_failing_configuration_is_marked_and_the_sweep_goes_on(tmp_path, capsys)
 def test_optuna_two_trial_study(tmp_path, capsys):
     pytest.importorskip("optuna")
     sweep_dir = tmp_path / "sweep"
-    code = sweep.main([*JOB, "--optuna", "2", "method.lr=tag(log,interval(1e-3,1e-1))", "--dir", str(sweep_dir)])
+    code = main([*JOB, "--optuna", "2", "method.lr=tag(log,interval(1e-3,1e-1))", "--dir", str(sweep_dir)])
     assert code == 0
     out = capsys.readouterr().out
     assert "Optuna, 2 trials" in out and "best trial: {'method.lr':" in out
@@ -206,10 +200,10 @@ def test_optuna_two_trial_study(tmp_path, capsys):
 
 
 def test_hydra_optuna_sweeper_spelling_means_optuna(capsys):
-    assert sweep.parse_args(["hydra/sweeper=optuna", "method.lr=interval(0.001,0.1)"]).optuna_trials == 20
-    options = sweep.parse_args(["hydra/sweeper=optuna", "hydra.sweeper.n_trials=5", "hydra.sweeper.direction=minimize",
+    assert sweep_cli.parse_args(["hydra/sweeper=optuna", "method.lr=interval(0.001,0.1)"]).optuna_trials == 20
+    options = sweep_cli.parse_args(["hydra/sweeper=optuna", "hydra.sweeper.n_trials=5", "hydra.sweeper.direction=minimize",
                                 "--rank-by", "source/acc", "method.lr=interval(0.001,0.1)"])
     assert (options.optuna_trials, options.rank_by, options.grid) == (5, "-source/acc", ["method.lr=interval(0.001,0.1)"])
-    assert sweep.parse_args(["hydra/sweeper=basic", "seed=0,1"]).optuna_trials is None
-    assert sweep.main(["hydra.sweeper.sampler.seed=3", "seed=0,1"]) == 2
+    assert sweep_cli.parse_args(["hydra/sweeper=basic", "seed=0,1"]).optuna_trials is None
+    assert main(["hydra.sweeper.sampler.seed=3", "seed=0,1"]) == 2
     assert "hydra.sweeper.n_trials=N" in capsys.readouterr().err

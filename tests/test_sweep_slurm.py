@@ -1,6 +1,6 @@
 """`lepton sweep --launcher slurm`: submitit's settings from the command line and from each run's
 config, the one-line mistakes, and real runs through submitit's local executor and through a fake
-SLURM (tests/fake_slurm.py: sbatch, srun, sacct and scancel on this machine).
+SLURM (tests/helpers/fake_slurm.py: sbatch, srun, sacct and scancel on this machine).
 
 The runs are real `python -m lepton_cli.train` subprocesses (trainer=debug: one batch each); they
 run one after another (array parallelism 1) so that a test never trains twice at once.
@@ -8,7 +8,6 @@ run one after another (array parallelism 1) so that a test never trains twice at
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -17,10 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from lepton_cli import slurm as slurm_launcher
-from lepton_cli import sweep
-from tests import fake_slurm
+from lepton_cli.errors import LeptonError
+from lepton_cli.sweep import cli as sweep_cli
+from lepton_cli.sweep import launchers
+from lepton_cli.sweep import slurm as slurm_launcher
+from lepton_cli.sweep.cli import main
 from tests.conftest import TINY
+from tests.helpers import fake_slurm
+from tests.helpers.sweep_fakes import read_csv
 
 JOB = ["trainer=debug", *TINY]
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.fast_dev_run=true", *TINY]
@@ -34,11 +37,6 @@ def slurm(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path / 'slurm-bin'}{os.pathsep}{os.environ['PATH']}")
     yield state
     fake_slurm.kill_all(state)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with path.open() as handle:
-        return list(csv.DictReader(handle))
 
 
 def one_error_line(capsys) -> str:
@@ -64,11 +62,11 @@ def sbatch_script(sweep_dir: Path) -> str:
 
 # ---- settings and mistakes (no training) ----------------------------------------------------------
 def test_hydra_launcher_spellings_choose_the_launcher():
-    joblib = sweep.parse_args(["hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "seed=0,1"])
+    joblib = sweep_cli.parse_args(["hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "seed=0,1"])
     assert (joblib.launcher, joblib.jobs, joblib.grid) == ("local", 3, ["seed=0,1"])
-    basic = sweep.parse_args(["--jobs", "4", "hydra/launcher=basic", "seed=0"])
+    basic = sweep_cli.parse_args(["--jobs", "4", "hydra/launcher=basic", "seed=0"])
     assert (basic.launcher, basic.jobs) == ("local", 1)
-    slurm = sweep.parse_args(["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
+    slurm = sweep_cli.parse_args(["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
                               "hydra.launcher.additional_parameters={mail-type:END}", "--jobs", "2", "seed=0"])
     assert slurm.launcher == "slurm" and slurm.grid == ["seed=0"]
     assert slurm.launcher_settings == {"partition": "gpu", "additional_parameters": {"mail-type": "END"},
@@ -79,16 +77,16 @@ def test_preset_launcher_settings_apply_to_slurm_runs_only(tmp_path, monkeypatch
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "cluster.yaml").write_text("grid:\n  - seed=0,1\nlauncher:\n  partition: gpu\n  timeout_min: 30\n")
     (tmp_path / "sweep" / "typo.yaml").write_text("grid:\n  - seed=0\nlauncher:\n  partitio: gpu\n")
-    monkeypatch.setattr(sweep, "conf_dir", lambda: tmp_path)
-    on_slurm = sweep.parse_args(["sweep=cluster", "--launcher", "slurm", "hydra.launcher.timeout_min=90"])
+    monkeypatch.setattr(sweep_cli, "conf_dir", lambda: tmp_path)
+    on_slurm = sweep_cli.parse_args(["sweep=cluster", "--launcher", "slurm", "hydra.launcher.timeout_min=90"])
     assert on_slurm.launcher_settings == {"partition": "gpu", "timeout_min": 90}  # the command line wins
-    assert sweep.parse_args(["sweep=cluster"]).launcher_settings == {}
-    with pytest.raises(sweep.LeptonError, match="unknown launcher setting .*launcher.partitio; known: .*partition"):
-        sweep.parse_args(["sweep=typo"])
+    assert sweep_cli.parse_args(["sweep=cluster"]).launcher_settings == {}
+    with pytest.raises(LeptonError, match="unknown launcher setting .*launcher.partitio; known: .*partition"):
+        sweep_cli.parse_args(["sweep=typo"])
 
 
 def test_nodes_tasks_and_gpus_come_from_the_config(slurm, tmp_path):
-    options = sweep.parse_args(["--launcher", "slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=120",
+    options = sweep_cli.parse_args(["--launcher", "slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=120",
                                 "hydra.launcher.mem_gb=32", "hydra.launcher.tasks_per_node=4", "seed=0"])
     parameters = slurm_launcher.executor_parameters(["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], options)
     assert parameters == {"timeout_min": 120, "name": "lepton-sweep", "slurm_partition": "gpu", "mem_gb": 32,
@@ -105,7 +103,7 @@ def test_nodes_tasks_and_gpus_come_from_the_config(slurm, tmp_path):
 def test_missing_submitit_is_one_line_and_creates_nothing(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "submitit", None)  # makes `import submitit` raise ImportError
     for launcher in (["--launcher", "slurm"], ["hydra/launcher=submitit_slurm"]):
-        assert sweep.main([*launcher, "seed=0,1", "--dir", str(tmp_path / "s")]) == 2
+        assert main([*launcher, "seed=0,1", "--dir", str(tmp_path / "s")]) == 2
         assert "pip install lepton[cluster]" in one_error_line(capsys)
     assert not (tmp_path / "s").exists()
 
@@ -113,32 +111,32 @@ def test_missing_submitit_is_one_line_and_creates_nothing(monkeypatch, capsys, t
 def test_no_sbatch_on_path_is_one_line_before_anything_is_submitted(monkeypatch, capsys, tmp_path):
     pytest.importorskip("submitit")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert sweep.main(["--launcher", "slurm", "seed=0,1", "--dir", str(tmp_path / "s")]) == 2
+    assert main(["--launcher", "slurm", "seed=0,1", "--dir", str(tmp_path / "s")]) == 2
     assert "sbatch was not found" in one_error_line(capsys)
     assert not (tmp_path / "s").exists()
 
 
 def test_unknown_launcher_setting_is_one_line(capsys, tmp_path):
-    assert sweep.main(["--launcher", "slurm", "hydra.launcher.partitio=gpu", "seed=0", "--dir", str(tmp_path / "s")]) == 2
+    assert main(["--launcher", "slurm", "hydra.launcher.partitio=gpu", "seed=0", "--dir", str(tmp_path / "s")]) == 2
     assert "hydra.launcher.partitio; known: " in one_error_line(capsys)
-    assert sweep.main(["hydra.launcher.partition=gpu", "seed=0", "--dir", str(tmp_path / "s")]) == 2
+    assert main(["hydra.launcher.partition=gpu", "seed=0", "--dir", str(tmp_path / "s")]) == 2
     assert "add --launcher slurm" in one_error_line(capsys)  # a SLURM setting without SLURM
 
 
 def test_settings_that_disagree_with_the_config_are_one_line(slurm, capsys, tmp_path):
     on_slurm = ["--launcher", "slurm", "trainer=ddp", "seed=0,1", "--dir", str(tmp_path / "s")]
-    assert sweep.main([*on_slurm, "trainer.devices=2", "hydra.launcher.tasks_per_node=4"]) == 2
+    assert main([*on_slurm, "trainer.devices=2", "hydra.launcher.tasks_per_node=4"]) == 2
     assert "hydra.launcher.tasks_per_node=4 disagrees with trainer.devices=2" in one_error_line(capsys)
-    assert sweep.main(on_slurm) == 2  # trainer=ddp leaves trainer.devices at auto
+    assert main(on_slurm) == 2  # trainer=ddp leaves trainer.devices at auto
     assert "set trainer.devices to a number, not 'auto'" in one_error_line(capsys)
-    assert sweep.main([*on_slurm, "trainer.devices=2", "hydra.launcher.timeout_min=soon"]) == 2
+    assert main([*on_slurm, "trainer.devices=2", "hydra.launcher.timeout_min=soon"]) == 2
     assert "timeout_min" in one_error_line(capsys)
     assert not (tmp_path / "s").exists()
     assert not list(slurm.glob("*.state"))  # nothing was submitted
 
 
 def test_sbatch_refusing_the_jobs_is_one_line(slurm, capsys, tmp_path):
-    assert sweep.main(["--launcher", "slurm", "hydra.launcher.partition=nope", *JOB, "--dir", str(tmp_path / "s")]) == 2
+    assert main(["--launcher", "slurm", "hydra.launcher.partition=nope", *JOB, "--dir", str(tmp_path / "s")]) == 2
     assert "sbatch refused the jobs: sbatch: error: invalid partition specified: nope" in one_error_line(capsys)
     assert not list(slurm.glob("*.state"))
 
@@ -148,7 +146,7 @@ def test_a_job_slurm_ends_without_a_result_is_marked_failed(slurm, monkeypatch, 
 
     monkeypatch.setattr(submitit.SlurmJob, "_results_timeout_s", 0)  # no waiting for a slow shared file system
     sweep_dir = tmp_path / "s"
-    assert sweep.main(["--launcher", "slurm", "hydra.launcher.setup=[exit 3]", *JOB, "--dir", str(sweep_dir)]) == 1
+    assert main(["--launcher", "slurm", "hydra.launcher.setup=[exit 3]", *JOB, "--dir", str(sweep_dir)]) == 1
     assert "FAILED" in capsys.readouterr().out
     (row,) = read_csv(sweep_dir / "leaderboard.csv")
     assert row["failed"] == "1" and "ended without a result (FAILED)" in row["error"]
@@ -157,11 +155,11 @@ def test_a_job_slurm_ends_without_a_result_is_marked_failed(slurm, monkeypatch, 
 def test_child_environment_keeps_slurm_task_variables_for_slurm_tasks_only(monkeypatch):
     for name in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID", "SLURM_JOB_ID", "MASTER_PORT"):
         monkeypatch.setenv(name, "3")
-    in_slurm_task = sweep.child_environment(keep_slurm=True)
+    in_slurm_task = launchers.child_environment(keep_slurm=True)
     assert {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID", "SLURM_JOB_ID"} <= set(in_slurm_task)
     assert "MASTER_PORT" not in in_slurm_task  # Lightning derives it from SLURM_JOB_ID
     # A local run inside a SLURM allocation must not take itself for one of srun's ranks.
-    local = sweep.child_environment()
+    local = launchers.child_environment()
     assert "SLURM_JOB_ID" in local and not {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID"} & set(local)
 
 
@@ -175,7 +173,7 @@ def test_ctrl_c_cancels_the_slurm_jobs(slurm, monkeypatch, capsys, tmp_path):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(submitit.SlurmJob, "done", interrupted)
-    assert sweep.main(["--launcher", "slurm", *JOB, "--dir", str(tmp_path / "s")]) == 130
+    assert main(["--launcher", "slurm", *JOB, "--dir", str(tmp_path / "s")]) == 130
     err = capsys.readouterr().err
     assert "cancelled 1 unfinished job(s)" in err and f"--dir {tmp_path / 's'}" in err
     (state,) = slurm.glob("*.state")
@@ -198,12 +196,12 @@ def test_submitit_local_sweep_gives_the_leaderboard_and_resumes(tmp_path, capsys
     pytest.importorskip("submitit")
     sweep_dir = tmp_path / "sweep"
     args = ["--launcher", "submitit_local", *JOB, "method.lr=0.01,0.02", "--dir", str(sweep_dir)]
-    assert sweep.main(args) == 0
+    assert main(args) == 0
     assert "2 to run, 0 already done" in capsys.readouterr().out
     assert_leaderboard_is_the_runs(sweep_dir, rows=2)
     assert any((sweep_dir / ".submitit").rglob("*_result.pkl"))  # the runs went through submitit
 
-    assert sweep.main(args) == 0  # the same command again: nothing to run
+    assert main(args) == 0  # the same command again: nothing to run
     assert "0 to run, 2 already done" in capsys.readouterr().out
 
 
@@ -212,7 +210,7 @@ def test_fake_slurm_runs_a_job_array_with_the_settings_asked_for(slurm, tmp_path
     sweep_dir = tmp_path / "sweep"
     args = ["--launcher", "slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=7", "--jobs", "1",
             *JOB, "method.lr=0.01,0.02", "--dir", str(sweep_dir)]
-    assert sweep.main(args) == 0
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "submitted 2 jobs to SLURM" in out and "2 of 2 runs finished" in out
     assert_leaderboard_is_the_runs(sweep_dir, rows=2)
@@ -222,7 +220,7 @@ def test_fake_slurm_runs_a_job_array_with_the_settings_asked_for(slurm, tmp_path
     assert "--gpus-per-node" not in script  # trainer=debug runs on the CPU
     assert sorted(path.read_text() for path in slurm.glob("*.state")) == ["COMPLETED", "COMPLETED"]
 
-    assert sweep.main(args) == 0  # resume: nothing submitted again
+    assert main(args) == 0  # resume: nothing submitted again
     assert "0 to run, 2 already done" in capsys.readouterr().out
     assert len(list(slurm.glob("*.state"))) == 2
 
@@ -230,7 +228,7 @@ def test_fake_slurm_runs_a_job_array_with_the_settings_asked_for(slurm, tmp_path
 @pytest.mark.slow
 def test_fake_slurm_ddp_job_runs_one_task_per_device_and_rank_zero_reports(slurm, tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
-    assert sweep.main(["--launcher", "slurm", *DDP, "--dir", str(sweep_dir)]) == 0
+    assert main(["--launcher", "slurm", *DDP, "--dir", str(sweep_dir)]) == 0
     (row,) = assert_leaderboard_is_the_runs(sweep_dir, rows=1)
     assert "#SBATCH --ntasks-per-node=2\n" in sbatch_script(sweep_dir)
     run_dir = Path(row["run_dirs"])

@@ -110,46 +110,56 @@ class NonFiniteLossGuard(pl.Callback):
                           f"Lower method.lr (now {lr}), or try precision=32-true / gradient_clip_val=1.0")
 
 class SaveOnInterrupt(pl.Callback):
-    """First Ctrl-C: finish the current step, save `last.ckpt`, stop with exit code 130 and
-    the command that continues the run. A second Ctrl-C stops at once (Lightning's default)."""
+    """Ctrl-C (SIGINT) or SIGTERM (kill, timeout, a cluster's preemption): finish the current step,
+    save `last.ckpt`, stop with 130 (SIGINT) or 143 (SIGTERM) and the command that continues the
+    run. A second signal stops at once."""
+
+    SIGNALS = {signal.SIGINT: ("Ctrl-C", 130), signal.SIGTERM: ("SIGTERM", 143)}
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
-        self.requested = False
-        self.previous = None
+        self.received: int | None = None
+        self.previous: dict[int, object] = {}
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.world_size == 1 and trainer.is_global_zero and not trainer.fast_dev_run:
             try:
-                self.previous = signal.signal(signal.SIGINT, self._handle)
-            except ValueError:  # not the main thread: leave Ctrl-C as it is
-                self.previous = None
+                self.previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+            except ValueError:  # not the main thread: leave the signals as they are
+                self.previous = {}
 
     def _handle(self, signum, frame) -> None:
-        if self.requested:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        name, _ = self.SIGNALS[signum]
+        if self.received is not None:
+            self._restore()
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nlepton: Ctrl-C: saving a checkpoint after this step (Ctrl-C again to stop at once)", flush=True)
+        self.received = signum
+        print(f"\nlepton: {name}: saving a checkpoint after this step ({name} again to stop at once)", flush=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if not self.requested:
+        if self.received is None:
             return
         guard = next((cb for cb in trainer.callbacks if isinstance(cb, NonFiniteLossGuard)), None)
         if guard is not None:
             guard.check(trainer, pl_module)  # never save broken weights
         path = last_checkpoint(self.run_dir)
         trainer.save_checkpoint(path)
-        raise RunInterrupted(f"interrupted at step {trainer.global_step}; checkpoint saved to {path}. "
-                             f"Continue with: {resume_command(self.run_dir)}")
+        name, exit_code = self.SIGNALS[self.received]
+        error = RunInterrupted(f"{name}: interrupted at step {trainer.global_step}; checkpoint saved to {path}. "
+                               f"Continue with: {resume_command(self.run_dir)}")
+        error.exit_code = exit_code
+        raise error
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        self.teardown(trainer, pl_module, "fit")
+        self._restore()
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        self._restore()
+
+    def _restore(self) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
 
 
 def reliability_callbacks(run_dir: Path) -> list[pl.Callback]:

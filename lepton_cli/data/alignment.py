@@ -33,6 +33,13 @@ class ClassAlignment:
                 f"(source: {', '.join(source_classes[:10])}; target: {', '.join(target_classes[:10])}); "
                 "choose a pair of data sets with the same classes, or rename classes with <dataset>.rename_classes"
             )
+        if len(shared) < 2:
+            # One shared class: every prediction is right by construction and nothing is learned.
+            raise LeptonError(
+                f"source {source_name} and target {target_name} share only one class ({shared[0]}); adaptation "
+                "needs at least 2 shared classes: choose a pair of data sets with the same classes, or rename "
+                "classes with <dataset>.rename_classes"
+            )
         shared_keys = {_key(c) for c in shared}
         return cls(
             classes=shared,

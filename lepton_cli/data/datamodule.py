@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -61,20 +62,32 @@ class DomainAdaptationData(pl.LightningDataModule):
 
     Training yields `{"source": (images, labels), "target": (images, labels)}` each step, both as
     uint8 tensors; the target labels are `UNLABELLED` unless the method asks for
-    `target_labels_per_class` labelled images per class (fine-tuning). Validation and test yield
-    the target test split (dataloader 0) and the source test split (dataloader 1); validation adds
-    a held-out source validation split (dataloader 2, `source_val_fraction` of source train, carved
-    with a fixed seed and never trained on) for model selection without target labels.
-    `splits` holds each split as loaded; the training loader skips the `source_val` images.
+    `target_labels_per_class` labelled images per class (fine-tuning).
+
+    Evaluation, by split name (`val_splits`, `test_splits`, the order of the loaders):
+
+    - test: `target` (target test) and `source` (source test): the final numbers, read once;
+    - validation, for model selection without target labels: `target_val`, a held-out
+      `target_val_fraction` of target train (never trained on; its labels are `UNLABELLED`: the
+      unsupervised validators read only predictions and features), `source` test (learning
+      curves), `source_val`, a held-out `source_val_fraction` of source train (never trained on),
+      and, only with `validate_target_test=True` (the oracle selection, which is labelled so), the
+      target test split itself.
+
+    The labelled target images of fine-tuning are in no evaluation split: when the target has no
+    separate test split (image folders, Office-31/Home), the images equal to a labelled one are
+    removed from target test. `test_sizes` says how many images each test number rests on.
+    `splits` holds each split as loaded; the training loaders skip the held-out images.
     """
 
-    eval_domains = ("target", "source")
+    test_splits = ("target", "source")
 
     def __init__(self, source: Domain, target: Domain, root: str = "data", cache_dir: str | None = None,
                  download: bool = False, image_size: int | str = "auto", channels: int | str = "auto", batch_size: int = 64,
                  eval_batch_size: int = 512, steps_per_epoch: int = 200, num_workers: int = 0,
                  target_labels_per_class: int | None = None, label_seed: int = 0, use_target_train: bool = True,
-                 source_val_fraction: float = 0.0, source_val_seed: int = 0, fast_path: str = "auto"):
+                 source_val_fraction: float = 0.0, source_val_seed: int = 0, fast_path: str = "auto",
+                 target_val_fraction: float = 0.1, validate_target_test: bool = False):
         super().__init__()
         if batch_size <= 0 or steps_per_epoch <= 0:
             raise LeptonError(f"data.batch_size and data.steps_per_epoch must be positive, got {batch_size} and {steps_per_epoch}")
@@ -91,6 +104,9 @@ class DomainAdaptationData(pl.LightningDataModule):
         if not 0.0 <= source_val_fraction < 1.0:
             raise LeptonError(f"data.source_val_fraction must be in [0, 1), got {source_val_fraction}")
         self.source_val_fraction, self.source_val_seed = source_val_fraction, source_val_seed
+        if not 0.0 <= target_val_fraction < 1.0:
+            raise LeptonError(f"data.target_val_fraction must be in [0, 1), got {target_val_fraction}")
+        self.target_val_fraction, self.validate_target_test = target_val_fraction, validate_target_test
         self.train_indices: dict[str, torch.Tensor] = {}  # images of a split the training loader may use
         self.alignment: ClassAlignment | None = None
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -123,22 +139,69 @@ class DomainAdaptationData(pl.LightningDataModule):
                 raise LeptonError(f"{key.replace('_', ' ')} split of {getattr(self, key.split('_')[0]).name} has no images of the shared classes")
             self.splits[key] = to_tensor(arrays, self.image_size, self.channels)
         images, labels = self.splits["target_train"]
+        if self.target_val_fraction > 0:
+            val, keep = self._hold_out(len(labels), self.target_val_fraction, "target", self.target.name)
+            # Unlabelled: the validators that score it may not read target labels.
+            self.splits["target_val"] = (images[val], torch.full_like(labels[val], UNLABELLED))
+            images, labels = images[keep], labels[keep]
         if self.target_labels_per_class:
             keep = labelled_subset(labels, self.target_labels_per_class, self.label_seed)
             self.splits["target_train"] = (images[keep], labels[keep])
+            self._drop_labelled_from_evaluation(images[keep])
         else:
             # Unsupervised adaptation: the labels never leave this module.
             self.splits["target_train"] = (images, torch.full_like(labels, UNLABELLED))
         if self.source_val_fraction > 0:
             images, labels = self.splits["source_train"]
-            order = torch.from_numpy(np.random.default_rng(self.source_val_seed).permutation(len(labels)))
-            held_out = max(1, round(self.source_val_fraction * len(labels)))
-            if held_out >= len(labels):
-                raise LeptonError(f"source train of {self.source.name} has {len(labels)} images: too few to hold out "
-                                  f"data.source_val_fraction={self.source_val_fraction}; lower it or set it to 0")
-            val, keep = order[:held_out].sort().values, order[held_out:].sort().values
+            val, keep = self._hold_out(len(labels), self.source_val_fraction, "source", self.source.name)
             self.splits["source_val"] = (images[val], labels[val])
             self.train_indices["source_train"] = keep
+
+    def _hold_out(self, count: int, fraction: float, role: str, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(held-out, kept) sorted indices of a split of `count` images, drawn with a fixed seed."""
+        order = torch.from_numpy(np.random.default_rng(self.source_val_seed).permutation(count))
+        held_out = max(1, round(fraction * count))
+        if held_out >= count:
+            raise LeptonError(f"{role} train of {name} has {count} images: too few to hold out "
+                              f"data.{role}_val_fraction={fraction}; lower it or set it to 0")
+        return order[:held_out].sort().values, order[held_out:].sort().values
+
+    def _drop_labelled_from_evaluation(self, labelled: torch.Tensor) -> None:
+        """Remove every image equal to a labelled training image from the target evaluation splits.
+        Without a separate test split (image folders, Office-31/Home) target test holds the very
+        images fine-tuning learns from, and testing on them would report training accuracy."""
+        seen = {image_key(image) for image in labelled}
+        for key in ("target_test", "target_val"):
+            if key not in self.splits:
+                continue
+            images, labels = self.splits[key]
+            keep = torch.tensor([image_key(image) not in seen for image in images], dtype=torch.bool)
+            if not keep.any():
+                raise LeptonError(f"every target {key.removeprefix('target_')} image of {self.target.name} is one of the "
+                                  "labelled training images; lower method.labels_per_class or give the target a "
+                                  "separate test split (target.test_path=DIR)")
+            self.splits[key] = (images[keep], labels[keep])
+
+    @property
+    def val_splits(self) -> tuple[str, ...]:
+        """The names of the validation loaders, in order (see the class docstring)."""
+        self.setup()
+        names = ["target_val"] if "target_val" in self.splits else []
+        names.append("source")
+        names += ["source_val"] if "source_val" in self.splits else []
+        names += ["target"] if self.validate_target_test else []
+        return tuple(names)
+
+    @property
+    def eval_domains(self) -> tuple[str, ...]:
+        """The validation splits (the model-selection callback checks its validator against them)."""
+        return self.val_splits
+
+    @property
+    def test_sizes(self) -> dict[str, int]:
+        """Images in each test split, by name: what each final number rests on."""
+        self.setup()
+        return {split: len(self.splits[f"{split}_test"][1]) for split in self.test_splits}
 
     def _train_loader(self, key: str) -> DataLoader:
         images, labels = self.splits[key]
@@ -183,13 +246,15 @@ class DomainAdaptationData(pl.LightningDataModule):
                           sampler=eval_sampler(dataset, self.trainer))
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._eval_loader(f"{domain}_test") for domain in self.eval_domains]
+        return [self._eval_loader(f"{split}_test") for split in self.test_splits]
 
     def val_dataloader(self) -> list[DataLoader]:
-        loaders = self.test_dataloader()
-        if "source_val" in self.splits:
-            loaders.append(self._eval_loader("source_val"))
-        return loaders
+        return [self._eval_loader(split if split.endswith("_val") else f"{split}_test") for split in self.val_splits]
+
+
+def image_key(image: torch.Tensor) -> bytes:
+    """A digest of one image's pixels: equal images, equal keys."""
+    return hashlib.sha1(image.contiguous().numpy().tobytes()).digest()
 
 
 def labelled_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:

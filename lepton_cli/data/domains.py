@@ -2,7 +2,11 @@
 
 A domain is a small object built from `conf/dataset/<name>.yaml` with `hydra.utils.instantiate`;
 `load(split, root)` returns the split decoded to an `ImageArrays`. Decoding happens once: the
-result is cached on disk as an `.npz` keyed by the domain's settings, written atomically.
+result is cached on disk as an `.npz` named by the domain's settings and, for a domain that reads
+files, holding the name, size and mtime of each file it read. A cache whose files changed since
+(edited, added, removed) is decoded again with one warning that says so; one that depended on
+files that could not be opened is never written; a cache that cannot be written (full disk) is a
+warning, not a failed run.
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from lepton_cli.data.arrays import ImageArrays
 from lepton_cli.errors import LeptonError
+from lepton_cli.io import write_buffer_atomically
 
 SPLITS = ("train", "test")
 DIGIT_CLASSES = [str(d) for d in range(10)]
@@ -39,25 +45,42 @@ class Domain:
         """Everything that changes the decoded pixels; part of the cache file name."""
         return {"class": type(self).__name__, "name": self.name}
 
+    def files_read(self, split: str, root: Path) -> list[Path] | None:
+        """The files `_decode` would read for `split`, with the folder their names are relative to
+        in the cache record (`files_base`); None for a domain that reads no files."""
+        return None
+
+    def files_base(self, split: str, root: Path) -> Path:
+        """The folder that the names in the cache record are relative to."""
+        return root
+
     def load(self, split: str, root: str | Path, download: bool = False, cache_dir: str | Path | None = None) -> ImageArrays:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(root).expanduser()
-        cache_file = self._cache_file(split, cache_dir, root) if self.cache and cache_dir else None
-        arrays = _read_npz(cache_file) if cache_file is not None and cache_file.exists() else None
+        cache_dir = _usable_cache_dir(cache_dir) if self.cache and cache_dir else None
+        cache_file = self._cache_file(split, cache_dir, root) if cache_dir is not None else None
+        record = self._files_record(split, root) if cache_file is not None else None
+        arrays = _read_cache(cache_file, record, f"{self.name} ({split})") if cache_file is not None else None
         if arrays is None:
             arrays = self._decode(split, root, download)
-            if cache_file is not None:
-                _write_npz_atomically(cache_file, arrays)
+            # Not cached when the decoder skipped files it could not open, or when the files changed
+            # while it read them (or were downloaded): the record would not describe what was read.
+            if cache_file is not None and arrays.cacheable and record == self._files_record(split, root):
+                _write_cache(cache_file, arrays, record)
         arrays.classes = [self.rename_classes.get(c, c) for c in arrays.classes]
         return arrays
 
-    def _cache_file(self, split: str, cache_dir: str | Path, root: Path) -> Path:
+    def _files_record(self, split: str, root: Path) -> list[str] | None:
+        files = self.files_read(split, root)
+        return None if files is None else _files_record(self.files_base(split, root), files)
+
+    def _cache_file(self, split: str, cache_dir: Path, root: Path) -> Path:
         key = self.cache_key()
         if self.reads_files:  # another data.root holds other files: never reuse their decoding
             key["root"] = str(root.resolve())
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-        return Path(cache_dir).expanduser() / f"{self.name}-{split}-{digest}.npz"
+        return cache_dir / f"{self.name}-{split}-{digest}.npz"
 
     def _decode(self, split: str, root: Path, download: bool) -> ImageArrays:
         raise NotImplementedError
@@ -117,6 +140,14 @@ class FileDomain(Domain):
     def cache_key(self) -> dict:
         return {**super().cache_key(), "reader": self.reader, "subdir": self.subdir}
 
+    def files_read(self, split: str, root: Path) -> list[Path]:
+        from lepton_cli.data.readers import files_read
+
+        return files_read(self.reader, self.files_base(split, root), train=split == "train")
+
+    def files_base(self, split: str, root: Path) -> Path:
+        return root / self.subdir
+
     def _decode(self, split: str, root: Path, download: bool) -> ImageArrays:
         from lepton_cli.data.readers import READERS
 
@@ -151,8 +182,17 @@ class ImageFolderDomain(Domain):
         self.on_corrupt, self.layout, self.domain = on_corrupt, layout, domain
 
     def cache_key(self) -> dict:
+        # on_corrupt too: a result with corrupt files skipped must not answer a run that asked for an error.
         return {**super().cache_key(), "path": self.path, "test_path": self.test_path, "image_size": self.image_size,
-                "layout": self.layout, "domain": self.domain}
+                "layout": self.layout, "domain": self.domain, "on_corrupt": self.on_corrupt}
+
+    def files_read(self, split: str, root: Path) -> list[Path]:
+        from lepton_cli.data import readers
+
+        return readers.image_folder_files(self.folder(split, root))[1]
+
+    def files_base(self, split: str, root: Path) -> Path:
+        return self.folder(split, root)
 
     def folder(self, split: str, root: Path) -> Path:
         """The class-per-folder directory that holds `split`."""
@@ -174,27 +214,74 @@ class ImageFolderDomain(Domain):
         return readers.read_image_folder(self.folder(split, root), self.image_size, on_corrupt=self.on_corrupt)
 
 
-def _read_npz(path: Path) -> ImageArrays | None:
-    """The cached arrays, or None (with a warning) when the file is truncated or otherwise
-    unreadable: it is then decoded again and rewritten. Never unpickles (allow_pickle=False)."""
+def _usable_cache_dir(cache_dir: str | Path) -> Path | None:
+    """The cache folder, created if needed; None (with a warning) when it cannot be created, so the
+    run goes on without a cache; an error when the path is a file, which is surely a mistake."""
+    path = Path(cache_dir).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise LeptonError(f"data cache directory {path} is a file (or inside one); remove that file or set "
+                          "data.cache_dir= (or $LEPTON_CACHE) to a directory") from None
+    except OSError as error:
+        warnings.warn(f"cannot create data cache directory {path} ({error.strerror or error}); continuing without "
+                      "caching (set data.cache_dir= to a writable directory)", stacklevel=3)
+        return None
+    return path
+
+
+def _files_record(base: Path, files: Sequence[Path]) -> list[str]:
+    """`name<TAB>size<TAB>mtime_ns` of each file, sorted: what a cache of decoded files is keyed on."""
+    record = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:  # gone since it was listed: the decoder will say so
+            continue
+        record.append(f"{Path(os.path.relpath(file, base)).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
+    return sorted(record)
+
+
+def _changed(recorded: list[str], current: list[str]) -> int:
+    """How many files were added, removed or changed between two records."""
+    before = dict(entry.split("\t", 1) for entry in recorded)
+    after = dict(entry.split("\t", 1) for entry in current)
+    return sum(before.get(name) != after.get(name) for name in before.keys() | after.keys())
+
+
+def _read_cache(path: Path, record: list[str] | None, what: str) -> ImageArrays | None:
+    """The cached arrays; None when there is no cache, when it records other files than `record`
+    (a warning says how many changed) or when it is truncated or otherwise unreadable (a warning
+    too): the data is then decoded again and the cache rewritten. Never unpickles."""
+    if not path.exists():
+        return None
+    stale = None
     try:
         with np.load(path, allow_pickle=False) as data:
-            return ImageArrays(data["images"], data["labels"], [str(c) for c in data["classes"]])
+            if record is not None:
+                recorded = [str(entry) for entry in data["files"]] if "files" in data.files else []
+                if recorded != record:
+                    stale = _changed(recorded, record)
+            if stale is None:
+                return ImageArrays(data["images"], data["labels"], [str(c) for c in data["classes"]])
     except Exception as error:  # noqa: BLE001 - a broken cache is rebuilt, whatever broke it
-        import warnings
-
         warnings.warn(f"data cache {path} is unreadable ({type(error).__name__}); decoding the data again", stacklevel=3)
         return None
+    warnings.warn(f"data cache for {what} is out of date ({stale} files changed); decoding again", stacklevel=3)
+    return None
 
 
-def _write_npz_atomically(path: Path, arrays: ImageArrays) -> None:
-    """Write to a temp file and rename, so a killed run never leaves a half-written cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+def _write_cache(path: Path, arrays: ImageArrays, record: list[str] | None) -> None:
+    """Write the cache atomically; a cache that cannot be written (full disk, no permission) only
+    costs the next run a decode, so it is a warning and the run goes on."""
+    def save(buffer) -> None:
+        np.savez(buffer, images=arrays.images, labels=arrays.labels, classes=np.array(arrays.classes, dtype=str),
+                 files=np.array(record or [], dtype=str))
+
     try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, images=arrays.images, labels=arrays.labels, classes=np.array(arrays.classes))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_buffer_atomically(path, save)
+    except LeptonError as error:
+        cause = error.__context__  # the OSError that write_buffer_atomically turned into one line
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(error)
+        warnings.warn(f"could not write data cache {path} ({reason}); continuing without caching "
+                      "(free some space or set data.cache_dir= elsewhere)", stacklevel=3)

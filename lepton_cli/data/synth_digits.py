@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lepton_cli.errors import LeptonError
+
 CANVAS = 64  # render large, then downsample with antialiasing: smoother strokes than drawing small
 
 
@@ -21,7 +23,8 @@ def font_files() -> list[Path]:
     font_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     fonts = sorted(p for p in font_dir.glob("*.ttf") if _draws_digits(p))
     if not fonts:
-        raise RuntimeError(f"no usable .ttf fonts found in {font_dir}")
+        raise LeptonError(f"no usable .ttf fonts found in {font_dir} to render synth_digits; reinstall matplotlib "
+                          "(pip install --force-reinstall matplotlib) or choose another source=")
     return fonts
 
 

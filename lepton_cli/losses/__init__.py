@@ -25,7 +25,7 @@ from lepton_cli.losses.gradient_reversal import (
     dann_coefficient,
     grad_reverse,
 )
-from lepton_cli.losses.virtual_adversarial import vat_loss
+from lepton_cli.losses.virtual_adversarial import vat_direction, vat_loss
 
 __all__ = [
     "ConditionalDomainAdversarialLoss",
@@ -44,5 +44,6 @@ __all__ = [
     "kd_loss",
     "mcc_loss",
     "multilinear_map",
+    "vat_direction",
     "vat_loss",
 ]

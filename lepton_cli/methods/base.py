@@ -2,8 +2,21 @@
 augmented views, and evaluation on the target and source test splits.
 
 A method subclasses `AdaptationMethod`, adds its hyper-parameters and extra modules in `__init__`
-and writes `training_step`. Batches arrive as `{"source": (images, labels), "target": (images,
-labels)}` with uint8 images; `self.view(images, "weak")` gives the augmented, normalised tensor.
+and writes `training_step`; `self.view(images, "weak")` gives the augmented, normalised tensor.
+
+The batch format, the same from `lepton train` and from your own Python code:
+
+- training: `{"source": (images, labels), "target": (images, labels)}`; the target labels are
+  ignored by the unsupervised methods (the DataModule sends -1) and read by `FineTune`;
+- evaluation: `(images, labels)` per dataloader; `DomainAdaptationData` names its loaders
+  (`val_splits`, `test_splits`), plain lists of loaders are named `EVAL_DOMAINS` in order;
+- images: (B, C, H, W), either uint8 in [0, 255] or float in [0, 1] (torchvision's `ToTensor`),
+  never normalised already: the method normalises them (`augment` mean/std, by default the
+  backbone's own statistics). Anything else raises a LeptonError (`data.augment.as_unit_range`).
+- labels: int64 class indices.
+
+The backbone is any `nn.Module` mapping normalised images to features; one without an integer
+`num_features` (e.g. a torchvision ResNet) is wrapped in `models.backbones.FeatureExtractor`.
 """
 
 from __future__ import annotations
@@ -18,11 +31,17 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
-from lepton_cli.data.augment import BatchAugment
+from lepton_cli.data.augment import DEFAULT_MEAN, DEFAULT_STD, BatchAugment
 from lepton_cli.errors import LeptonError
+from lepton_cli.models.backbones import backbone_normalization
 from lepton_cli.models.heads import Classifier
 
-EVAL_DOMAINS = ("target", "source", "source_val")  # the order of the evaluation dataloaders (test: the first two)
+# The names of unnamed evaluation dataloaders, in order (test: the first two). `DomainAdaptationData`
+# names its own (`val_splits`, `test_splits`), which is what `lepton train` uses.
+EVAL_DOMAINS = ("target", "source", "source_val")
+LABELLED_SPLITS = ("target", "source", "source_val")  # metrics are computed on these; target_val has no labels
+# TLlib and the CDAN authors train a pretrained backbone at a tenth of the head's learning rate.
+PRETRAINED_BACKBONE_LR_MULT = 0.1
 
 
 def classification_metrics(num_classes: int) -> MetricCollection:
@@ -59,20 +78,30 @@ class AdaptationMethod(pl.LightningModule):
 
     def __init__(self, backbone: nn.Module, num_classes: int, class_names: list[str] | None = None,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 scheduler: Callable[..., Any] | None = None, lr: float = 0.01, backbone_lr_mult: float = 1.0,
+                 scheduler: Callable[..., Any] | None = None, lr: float = 0.01, backbone_lr_mult: float | None = None,
                  bottleneck_dim: int | None = 256, weak_augment: nn.Module | None = None,
                  strong_augment: nn.Module | None = None, lr_scaling: str = "none", name: str | None = None):
+        """`backbone_lr_mult`: the backbone's learning rate as a multiple of `lr`; None (auto) is 0.1
+        for a backbone that starts from trained weights (`is_pretrained`: pretrained or a checkpoint)
+        and 1.0 for one trained from scratch."""
         super().__init__()
         if lr <= 0:
             raise LeptonError(f"method.lr must be positive, got {lr}")
+        if backbone_lr_mult is not None and backbone_lr_mult < 0:
+            raise LeptonError(f"method.backbone_lr_mult must be non-negative (or null: auto), got {backbone_lr_mult}")
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler", "weak_augment", "strong_augment", "teacher"])
         plain_hyperparameters(self.hparams)
         self.model = Classifier(backbone, num_classes, bottleneck_dim)
-        self.augment = nn.ModuleDict({"weak": weak_augment or BatchAugment(), "strong": strong_augment or BatchAugment()})
+        self.augment = nn.ModuleDict({"weak": weak_augment or BatchAugment(mean="auto", std="auto"),
+                                      "strong": strong_augment or BatchAugment(mean="auto", std="auto")})
+        normalization = backbone_normalization(self.model.backbone)
+        for augment in self.augment.values():
+            if hasattr(augment, "use_backbone_normalization"):  # `mean: auto` → the backbone's statistics
+                augment.use_backbone_normalization(normalization)
         self.optimizer_factory = optimizer or torch.optim.SGD
         self.scheduler_factory = scheduler
         self.class_names = list(class_names or range(num_classes))
-        self.eval_metrics = nn.ModuleDict({domain: classification_metrics(num_classes) for domain in EVAL_DOMAINS})
+        self.eval_metrics = nn.ModuleDict({split: classification_metrics(num_classes) for split in LABELLED_SPLITS})
         self.test_results: dict[str, float | list[float]] = {}
         self.run_config: dict | None = None  # the resolved experiment config, saved in checkpoints
 
@@ -82,16 +111,55 @@ class AdaptationMethod(pl.LightningModule):
 
     # ---- the pieces a method's training step uses -------------------------------------------
     def view(self, images: torch.Tensor, kind: str = "weak") -> torch.Tensor:
-        """An augmented (in training mode), normalised float view of a uint8 batch."""
+        """An augmented (in training mode), normalised float view of an image batch (see the module
+        docstring for the input rule)."""
         return self.augment[kind](images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch of images (uint8, or float already normalised)."""
+        """Logits for a batch of images (uint8 in [0, 255] or float in [0, 1]; not normalised)."""
         return self.model(self.as_input(images))[0]
 
     def as_input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images → the normalised float input (no augmentation); floats pass through."""
-        return self.augment["weak"].normalize(images) if images.dtype == torch.uint8 else images
+        """Images → the normalised float input, no augmentation: the same rule as `view` (uint8 in
+        [0, 255] or float in [0, 1], else a LeptonError), so training and evaluation see one scale."""
+        return self.augment["weak"].normalize(images)
+
+    def use_teacher_normalization(self, teacher: nn.Module) -> None:
+        """Prepare `for_teacher`: with `mean: auto` the student's views are normalised for the
+        student's backbone, but a teacher of another architecture (a pretrained ResNet teaching the
+        digit CNN) was trained on inputs normalised for its own; explicit numbers in the augment
+        config are shared by both and need nothing."""
+        weak = self.augment["weak"]
+        backbone = getattr(getattr(teacher, "classifier", teacher), "backbone", None)
+        if not getattr(weak, "auto_normalization", False) or backbone is None:
+            return
+        mean, std = backbone_normalization(backbone) or ((DEFAULT_MEAN,), (DEFAULT_STD,))
+        mean, std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+        if mean.shape == weak.mean.shape and torch.equal(mean, weak.mean.cpu()) and torch.equal(std, weak.std.cpu()):
+            return
+        self.register_buffer("teacher_mean", mean, persistent=False)
+        self.register_buffer("teacher_std", std, persistent=False)
+
+    def for_teacher(self, view: torch.Tensor) -> torch.Tensor:
+        """A normalised view of the student, re-normalised for the teacher (see `use_teacher_normalization`)."""
+        if not hasattr(self, "teacher_mean"):
+            return view
+        weak = self.augment["weak"]
+        return (view * weak.std + weak.mean - self.teacher_mean) / self.teacher_std
+
+    @property
+    def backbone_starts_trained(self) -> bool:
+        """Whether the backbone starts from trained weights (pretrained, or a checkpoint)."""
+        return bool(getattr(self.model.backbone, "is_pretrained", False))
+
+    @property
+    def backbone_lr_mult(self) -> float:
+        """The backbone's learning-rate multiple: the explicit `backbone_lr_mult`, else 0.1 for a
+        backbone that starts trained and 1.0 from scratch."""
+        explicit = self.hparams.get("backbone_lr_mult")
+        if explicit is not None:
+            return float(explicit)
+        return PRETRAINED_BACKBONE_LR_MULT if self.backbone_starts_trained else 1.0
 
     @property
     def progress(self) -> float:
@@ -112,15 +180,29 @@ class AdaptationMethod(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def on_train_epoch_start(self) -> None:
+        from lepton_cli.distributed import seed_this_rank
+
+        seed_this_rank(self.trainer, self.current_epoch)  # DDP: each rank its own augmentations and dropout
+
     # ---- evaluation ---------------------------------------------------------------------------
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+    def eval_split(self, dataloader_idx: int) -> str:
+        """The name of evaluation dataloader `dataloader_idx` in the current stage: the DataModule's
+        `test_splits` / `val_splits`, or `EVAL_DOMAINS` for plain lists of loaders."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        names = getattr(datamodule, "test_splits" if self.trainer.testing else "val_splits", None) or EVAL_DOMAINS
+        return names[dataloader_idx]
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> dict[str, Any]:
         images, labels = batch
         logits, features = self.model(self.as_input(images))
-        self.eval_metrics[EVAL_DOMAINS[dataloader_idx]].update(logits, labels)
-        return {"logits": logits.detach(), "features": features.detach(), "labels": labels}
+        split = self.eval_split(dataloader_idx)
+        if split in self.eval_metrics:
+            self.eval_metrics[split].update(logits, labels)
+        return {"logits": logits.detach(), "features": features.detach(), "labels": labels, "split": split}
 
-    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        # The outputs feed the model-selection callback (lepton_cli/callbacks.py).
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        # The outputs feed the model-selection callback (lepton_cli/callbacks/selection.py), by `split`.
         return self._eval_step(batch, dataloader_idx)
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -153,6 +235,9 @@ class AdaptationMethod(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_eval()
+        # How many images each number rests on (metrics.json): the DataModule's exact split sizes.
+        sizes = getattr(getattr(self._trainer, "datamodule", None), "test_sizes", None) or {}
+        self.test_results.update({f"{split}/test_size": int(size) for split, size in sizes.items()})
 
     # ---- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -162,7 +247,7 @@ class AdaptationMethod(pl.LightningModule):
         backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
         backbone_ids = {id(p) for p in self.model.backbone.parameters()}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in backbone_ids]
-        groups = [g for g in ({"params": backbone, "lr": lr * self.hparams.backbone_lr_mult}, {"params": rest, "lr": lr}) if g["params"]]
+        groups = [g for g in ({"params": backbone, "lr": lr * self.backbone_lr_mult}, {"params": rest, "lr": lr}) if g["params"]]
         optimizer = self.optimizer_factory(groups, lr=lr)
         if self.scheduler_factory is None:
             return optimizer

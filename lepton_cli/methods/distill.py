@@ -40,6 +40,7 @@ class Distill(AdaptationMethod):
         if student_view not in ("weak", "strong"):
             raise LeptonError(f"method.student_view must be weak or strong, got {student_view!r}")
         self.teacher = teacher
+        self.use_teacher_normalization(teacher)
         self.student_view = student_view
         self.temperature, self.alpha, self.distill_source = temperature, alpha, distill_source
 
@@ -51,9 +52,10 @@ class Distill(AdaptationMethod):
         logits, _ = self.model(torch.cat([source_view, student_target_view]))
         classification = self.source_loss(logits[: len(source_images)], source_labels)
         if self.distill_source:
-            distillation = kd_loss(logits, self.teacher(torch.cat([source_view, target_view])), self.temperature)
+            distillation = kd_loss(logits, self.teacher(self.for_teacher(torch.cat([source_view, target_view]))),
+                                   self.temperature)
         else:
-            distillation = kd_loss(logits[len(source_images):], self.teacher(target_view), self.temperature)
+            distillation = kd_loss(logits[len(source_images):], self.teacher(self.for_teacher(target_view)), self.temperature)
         loss = classification + self.alpha * distillation
         self.log_losses(loss=loss, classification=classification, distillation=distillation)
         return loss

@@ -21,8 +21,9 @@ class FineTune(AdaptationMethod):
     The model starts from (`init`): `source`, the student architecture trained on the labelled
     source first (Lepton trains and caches it like a teacher); `scratch`, random weights;
     `pretrained`, the student backbone's own weights (`student.pretrained=true` for timm's ImageNet
-    weights). `freeze_backbone` trains only the bottleneck and head; `backbone_lr_mult` < 1 gives
-    the backbone a lower learning rate.
+    weights). `freeze_backbone` trains only the bottleneck and head. The backbone learns at
+    `backbone_lr_mult` × lr: by default (None) 0.1 when it starts trained (`source`, `pretrained`)
+    and 1.0 from `scratch`.
     """
 
     target_labels_per_class = 10
@@ -45,6 +46,7 @@ class FineTune(AdaptationMethod):
         if init == "scratch" and student_pretrained:
             raise LeptonError("method.init=scratch contradicts student.pretrained=true; use method.init=pretrained")
         self.target_labels_per_class = labels_per_class
+        self.init = init
         self.source_weight, self.freeze_backbone = source_weight, freeze_backbone
         if init == "source":
             if teacher is None:
@@ -57,6 +59,10 @@ class FineTune(AdaptationMethod):
                                   "check student= and method.bottleneck_dim") from None
         if freeze_backbone:
             self.model.backbone.requires_grad_(False)
+
+    @property
+    def backbone_starts_trained(self) -> bool:
+        return self.init != "scratch" or super().backbone_starts_trained
 
     def train(self, mode: bool = True) -> FineTune:
         super().train(mode)

@@ -55,6 +55,8 @@ class PseudoLabel(AdaptationMethod):
             raise LeptonError(f"method.alignment_momentum must lie in [0, 1), got {alignment_momentum}")
         self.threshold, self.weight, self.rampup, self.warmup = threshold, weight, rampup, warmup
         self.teacher = teacher if teacher_labels else None
+        if self.teacher is not None:
+            self.use_teacher_normalization(self.teacher)
         self.distribution_alignment, self.alignment_momentum = distribution_alignment, alignment_momentum
         # Running class marginals: buffers, so checkpoints keep them and DDP broadcasts rank 0's each step.
         self.register_buffer("source_marginal", torch.full((num_classes,), 1.0 / num_classes))
@@ -72,11 +74,18 @@ class PseudoLabel(AdaptationMethod):
 
     @torch.no_grad()
     def align(self, probabilities: torch.Tensor, source_labels: torch.Tensor) -> torch.Tensor:
-        """ReMixMatch's distribution alignment: p · p(y_source) / E[p(y_target)], renormalised."""
+        """ReMixMatch's distribution alignment: p · p(y_source) / E[p(y_target)], renormalised.
+
+        Under DDP the batch marginals are averaged over all ranks' batches before the running means
+        move: DDP broadcasts rank 0's buffers at each forward, so statistics from one rank alone
+        would drive every rank's alignment with rank 0's batches only."""
+        from lepton_cli.distributed import mean_over_ranks
+
         momentum = self.alignment_momentum
         source_batch = F.one_hot(source_labels, probabilities.shape[1]).float().mean(dim=0)
+        source_batch, target_batch = mean_over_ranks(torch.stack([source_batch, probabilities.float().mean(dim=0)]))
         self.source_marginal.mul_(momentum).add_(source_batch, alpha=1 - momentum)
-        self.target_marginal.mul_(momentum).add_(probabilities.mean(dim=0), alpha=1 - momentum)
+        self.target_marginal.mul_(momentum).add_(target_batch, alpha=1 - momentum)
         aligned = probabilities * self.source_marginal / self.target_marginal.clamp_min(1e-6)
         return aligned / aligned.sum(dim=1, keepdim=True)
 
@@ -90,7 +99,7 @@ class PseudoLabel(AdaptationMethod):
         source_logits, weak_logits, strong_logits = logits.split(
             [len(source_images), len(target_images), len(target_images)])
         if self.teacher is not None:
-            weak_logits = self.teacher(weak_target)
+            weak_logits = self.teacher(self.for_teacher(weak_target))
         probabilities = F.softmax(weak_logits.detach(), dim=1)
         if self.distribution_alignment:
             probabilities = self.align(probabilities, source_labels)

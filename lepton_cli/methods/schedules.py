@@ -10,6 +10,3 @@ def inverse_decay(optimizer: Optimizer, gamma: float = 1e-3, power: float = 0.75
     """lr · (1 + γ·t)^(-p): the annealing of Ganin et al. 2016 that DANN, CDAN and MCC all use."""
     return LambdaLR(optimizer, lambda step: (1 + gamma * step) ** (-power))
 
-
-def constant(optimizer: Optimizer) -> LambdaLR:
-    return LambdaLR(optimizer, lambda step: 1.0)

@@ -44,6 +44,9 @@ def backbone_normalization(backbone: nn.Module, channels: int | None = None) -> 
     if normalization is None:
         return None
     mean, std = ([float(v) for v in values] for values in normalization)
+    if channels is None:
+        first_conv = next((m for m in backbone.modules() if isinstance(m, nn.Conv2d)), None)
+        channels = first_conv.in_channels if first_conv is not None else len(mean)
     if channels == 1 and len(mean) > 1:
         mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
     return mean, std

@@ -43,7 +43,7 @@ COLUMNS = {
     "target/acc": "target acc % (last epoch)",
     "target/f1_macro": "target macro F1 % (last epoch)",
     "selection/target/acc": "target acc % (unsupervised pick)",
-    "oracle/target/acc": f"target acc % (oracle pick: {ORACLE})",
+    "oracle/target/acc": "target acc % (oracle pick, uses target labels)",
 }
 
 
@@ -283,10 +283,11 @@ def write_bar_chart(rows: list[Row], path: Path, rank_by: str | Ranking = DEFAUL
     plt.close(figure)
 
 
-def write_leaderboard(rows: list[Row], directory: Path, rank_by: str | Ranking = DEFAULT_RANKING) -> None:
+def write_leaderboard(rows: list[Row], directory: Path, rank_by: str | Ranking = DEFAULT_RANKING, chart: bool = True) -> None:
     write_csv(rows, directory / "leaderboard.csv", rank_by)
     write_markdown(rows, directory / "leaderboard.md", rank_by)
-    write_bar_chart(rows, directory / "leaderboard.png", rank_by)
+    if chart:
+        write_bar_chart(rows, directory / "leaderboard.png", rank_by)
 
 
 def print_leaderboard(rows: list[Row], rank_by: str | Ranking = DEFAULT_RANKING, title: str = "Sweep leaderboard") -> None:
@@ -304,5 +305,7 @@ def print_leaderboard(rows: list[Row], rank_by: str | Ranking = DEFAULT_RANKING,
     for row, cells in zip(rows, body):
         table.add_row(*cells, style="red" if row.failed and not row.n else None)
     console = Console()
-    console.width = max(console.width, 140)  # keep rows on one line when the output is not a terminal
+    widths = [max(len(name), *(len(cells[index]) for cells in body)) for index, name in enumerate(header)]
+    # wide enough for every column: rich would otherwise squeeze the settings to nothing
+    console.width = max(console.width, 140, sum(widths) + 3 * len(widths) + 1)
     console.print(table)

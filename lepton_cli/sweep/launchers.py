@@ -115,13 +115,17 @@ def child_environment(keep_slurm: bool = False) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in dropped}
 
 
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+def _override_value(path: Path) -> str:
+    """`path` as the value of a Hydra override: as is when Hydra's grammar reads it so, else quoted."""
+    text = str(path)
+    if re.fullmatch(r"[A-Za-z0-9_./-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def train_command(job: Job) -> list[str]:
     assert job.run_dir is not None
-    return [sys.executable, "-m", "lepton_cli.train", *job.overrides, f"hydra.run.dir={_quoted(job.run_dir.resolve())}"]
+    return [sys.executable, "-m", "lepton_cli.train", *job.overrides, f"hydra.run.dir={_override_value(job.run_dir.resolve())}"]
 
 
 def _die_with_parent(own_group: bool) -> Callable[[], None]:
@@ -158,8 +162,11 @@ class Training:
         with self.log_path.open("w") as log:  # a log the child streams into, not a data file: no atomic write
             log.write("$ " + " ".join(command) + "\n")
             log.flush()
+            # preexec_fn is the only way to set the parent-death signal; it makes three system calls
+            # and nothing else, and the local launcher starts children from one thread
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=child_environment(keep_slurm), preexec_fn=_die_with_parent(own_group))
+                                            env=child_environment(keep_slurm),
+                                            preexec_fn=_die_with_parent(own_group))  # noqa: PLW1509
 
     def finish(self, rank_by: str) -> dict:
         """The record of the ended training (written to its sweep.json), with its metrics."""

@@ -106,9 +106,11 @@ def move_aside(run_dir: Path) -> Path:
     return aside
 
 
-def plan_runs(jobs_overrides: list[list[str]], keys: list[str], sweep_dir: Path, options: Options) -> tuple[list[Job], list[Job]]:
+def plan_runs(jobs_overrides: list[list[str]], keys: list[str], sweep_dir: Path, options: Options,
+              move: bool = True) -> tuple[list[Job], list[Job]]:
     """Split the jobs into those to run and those not to run now: finished, or running in another
-    process (status "busy"). Stale run directories are moved aside; busy ones are never touched."""
+    process (status "busy"). Stale run directories are moved aside (`move=False`: only looked at);
+    busy ones are never touched."""
     to_run, kept = [], []
     for overrides in jobs_overrides:
         digest = job_digest(overrides)
@@ -129,7 +131,7 @@ def plan_runs(jobs_overrides: list[list[str]], keys: list[str], sweep_dir: Path,
                           "wall_time_s": saved.get("wall_time_s", metrics.get("wall_time_s")), "run_dir": str(existing)}
             kept.append(job)
             continue
-        if existing:
+        if existing and move:
             move_aside(existing)  # failed, cut off, or --force: keep the old results beside the new run
         job.run_dir = sweep_dir / job.name
         job.record = {"overrides": overrides, "status": "pending", "metrics": None, "run_dir": str(job.run_dir)}

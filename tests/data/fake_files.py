@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import os
+import pathlib
 import pickle
+import shlex
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +75,8 @@ def write_stl10(root: Path) -> dict[str, ImageArrays]:
     return splits
 
 
-def _idx(magic: int, array: np.ndarray) -> bytes:
+def idx_bytes(magic: int, array: np.ndarray) -> bytes:
+    """An MNIST IDX file: magic number, one big-endian int per dimension, then the uint8 values."""
     return struct.pack(f">{1 + array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
 
 
@@ -85,8 +90,8 @@ def write_mnist(root: Path, compressed: str = "raw") -> dict[str, ImageArrays]:
     }
     for prefix, part in (("train", splits["train"]), ("t10k", splits["test"])):
         for name, content in (
-            (f"{prefix}-images-idx3-ubyte", _idx(0x803, part.images[..., 0])),
-            (f"{prefix}-labels-idx1-ubyte", _idx(0x801, part.labels)),
+            (f"{prefix}-images-idx3-ubyte", idx_bytes(0x803, part.images[..., 0])),
+            (f"{prefix}-labels-idx1-ubyte", idx_bytes(0x801, part.labels)),
         ):
             if compressed in ("raw", "both"):
                 (directory / name).write_bytes(content)
@@ -203,3 +208,56 @@ def write_office31(root: Path, domain: str = "amazon", images_level: bool = True
 def write_office_home(root: Path, domain: str = "Art") -> dict[str, object]:
     """An Office-Home domain: root/office_home/<domain>/<class>/."""
     return write_image_folder(Path(root) / "office_home" / domain, corrupt=False)
+
+
+# ---- hostile and broken files ----------------------------------------------------------------------
+
+
+class _RunsCode:
+    """Pickles as a call to `function(*args)`: what unpickling a crafted file would execute."""
+
+    def __init__(self, function, args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return (self.function, self.args)
+
+
+def malicious_pickle(marker: Path, via: str = "os.system") -> bytes:
+    """A CIFAR-10-shaped batch whose unpickling would create `marker`, by `os.system` or `Path.touch`."""
+    calls = {
+        "os.system": (os.system, (f"touch {shlex.quote(str(marker))}",)),
+        "Path.touch": (pathlib.Path.touch, (pathlib.Path(marker),)),
+    }
+    return pickle.dumps({"batch_label": "x", "data": _RunsCode(*calls[via]), "labels": [0]})
+
+
+def rewrite_cifar10_batch(root: Path, name: str, **changes) -> Path:
+    """Rewrite one CIFAR-10 batch written by `write_cifar10` with some of its entries changed."""
+    path = Path(root) / "cifar-10-batches-py" / name
+    batch = pickle.loads(path.read_bytes())  # our own fake, written just before: trusted
+    path.write_bytes(pickle.dumps({**batch, **changes}))
+    return path
+
+
+def write_usps_lines(root: Path, name: str, lines: list[str]) -> Path:
+    """A USPS file (`usps.bz2` or `usps.t.bz2`) holding exactly these LIBSVM lines."""
+    path = Path(root) / name
+    path.write_bytes(bz2.compress(("\n".join(lines) + "\n").encode()))
+    return path
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bytes(width: int, height: int, pixels: bool = True) -> bytes:
+    """A 1-bit black PNG of width x height. With `pixels` it is a complete, valid image (a few KB
+    that decode to width*height pixels: a decompression bomb); without, only its header claims the size."""
+    data = b""
+    if pixels:
+        compressor = zlib.compressobj(9)
+        row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the bits of the row
+        data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")

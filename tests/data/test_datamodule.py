@@ -114,3 +114,45 @@ def test_fast_path_modes():
     assert make_data(source, target, fast_path="auto").uses_fast_path()  # one process, no workers
     with pytest.raises(LeptonError, match="auto, on or off"):
         make_data(source, target, fast_path="sometimes")
+
+
+def image_set(images: torch.Tensor) -> set[bytes]:
+    return {image.numpy().tobytes() for image in images}
+
+
+def test_target_val_is_held_out_of_target_train_unlabelled_and_validated_instead_of_target_test():
+    data = make_data(ArrayDomain("a", "0123", count=40), ArrayDomain("b", "0123", count=40), target_val_fraction=0.25)
+    val_images, val_labels = data.splits["target_val"]
+    train_images, _ = data.splits["target_train"]
+    assert len(val_labels) == 10 and len(train_images) == 30
+    assert (val_labels == UNLABELLED).all()  # the validators never get target labels
+    assert not image_set(val_images) & image_set(train_images)  # never trained on
+    assert data.val_splits == ("target_val", "source")
+    loaders = data.val_dataloader()
+    assert [len(loader.dataset) for loader in loaders] == [10, len(data.splits["source_test"][1])]
+    assert data.test_splits == ("target", "source") and len(data.test_dataloader()[0].dataset) == 40
+    # Only the oracle validates on target test; source_val comes before it.
+    oracle = make_data(ArrayDomain("a", "0123", count=40), ArrayDomain("b", "0123", count=40),
+                       source_val_fraction=0.1, validate_target_test=True)
+    assert oracle.val_splits == ("target_val", "source", "source_val", "target")
+    assert len(oracle.val_dataloader()[3].dataset) == 40
+    off = make_data(ArrayDomain("a", "0123"), ArrayDomain("b", "0123"), target_val_fraction=0.0)
+    assert "target_val" not in off.splits and off.val_splits == ("source",)
+    with pytest.raises(LeptonError, match="target_val_fraction"):
+        make_data(ArrayDomain("a", "0123"), ArrayDomain("b", "0123"), target_val_fraction=1.0)
+
+
+def test_labelled_target_images_are_in_no_evaluation_split_when_the_target_has_no_test_split():
+    # Like Office-31/Home or an image folder without test_path: the test split is the training images.
+    target = ArrayDomain("office_like", "0123", count=40)
+    data = make_data(ArrayDomain("a", "0123"), target, target_labels_per_class=2)
+    labelled, labels = data.splits["target_train"]
+    assert len(labels) == 8 and (labels >= 0).all()
+    for split in ("target_test", "target_val"):
+        assert not image_set(labelled) & image_set(data.splits[split][0]), f"a labelled image is in {split}"
+    assert data.test_sizes == {"target": 40 - 8, "source": 40}  # what metrics.json records
+    # Unsupervised: the whole target is the (transductive) test set, as in the literature.
+    assert make_data(ArrayDomain("a", "0123"), target).test_sizes["target"] == 40
+    with pytest.raises(LeptonError, match="labels_per_class"):
+        make_data(ArrayDomain("a", "0123"), ArrayDomain("tiny", "0123", count=8), target_labels_per_class=5,
+                  target_val_fraction=0.0)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from lepton_cli.builders.data import build_datamodule
 from lepton_cli.data.datamodule import UNLABELLED
 from lepton_cli.errors import LeptonError
-from lepton_cli.builders.data import build_datamodule
 from tests.conftest import compose_config
 from tests.data import fake_files
 
@@ -33,7 +33,7 @@ def datamodule(tmp_path: Path, *overrides: str):
 def first_batches(module) -> dict[str, torch.Tensor]:
     """The images of the first batch of each training loader and each evaluation loader."""
     batches = {f"train_{role}": next(iter(loader))[0] for role, loader in module.train_dataloader().items()}
-    for role, loader in zip(module.eval_domains, module.test_dataloader(), strict=True):
+    for role, loader in zip(module.test_splits, module.test_dataloader(), strict=True):
         batches[f"test_{role}"] = next(iter(loader))[0]
     return batches
 
@@ -59,7 +59,7 @@ def test_cifar_to_stl_keeps_the_nine_shared_classes_with_one_index_for_car(tmp_p
     # STL test holds a monkey (dropped) and a car: the car has the same index as CIFAR's automobile.
     assert module.splits["target_test"][1].tolist() == [car]
     # STL's 96 px images come out at data.image_size.
-    assert module.splits["target_train"][0].shape == (3, 3, 32, 32)
+    assert module.splits["target_train"][0].shape[1:] == (3, 32, 32)
 
 
 def test_stl_to_cifar_uses_the_same_nine_classes_in_stl_order(tmp_path):
@@ -136,8 +136,9 @@ def test_mnist_m_from_pngs_and_label_files(tmp_path):
 def test_office31_amazon_to_webcam_uses_all_images_as_train_and_test(tmp_path):
     amazon = fake_files.write_office31(tmp_path, "amazon")  # the official archive's images/ level
     fake_files.write_office31(tmp_path, "webcam", images_level=False)  # and without it
+    # No held-out target validation images, so target train is all the images too.
     module = datamodule(tmp_path, "source=office31/amazon", "target=office31/webcam", "data.channels=3",
-                        "data.image_size=32")
+                        "data.image_size=32", "data.target_val_fraction=0")
     assert module.classes == amazon["classes"] == ["back_pack", "bike"]
     assert module.source.image_size == module.target.image_size == 224  # decoded at 224, then resized
     for role in ("source", "target"):

@@ -136,3 +136,27 @@ def test_vat_forwards_leave_batch_norm_running_stats_alone():
     assert all(torch.equal(a, b) for a, b in zip(before, (bn.running_mean, bn.running_var, bn.num_batches_tracked)))
     method.model(images)  # outside the block batch norm updates its statistics as usual
     assert not torch.equal(before[0], bn.running_mean)
+
+
+def vat_direction_in_training(method: VADA, view: torch.Tensor, seed: int = 1) -> torch.Tensor:
+    """The direction of the adversarial perturbation VADA's VAT applies: read off the input of its
+    last forward, x + eps · d."""
+    inputs = []
+    hook = method.model.register_forward_pre_hook(lambda module, args: inputs.append(args[0].detach().float()))
+    torch.manual_seed(seed)
+    method.vat(view)
+    hook.remove()
+    return ((inputs[-1] - view) / method.vat_eps).flatten(1)
+
+
+def test_vada_adversarial_direction_under_bf16_autocast_is_the_float32_one():
+    # The 1e-3 probe is below bfloat16's resolution: computed under autocast the direction is noise
+    # (cosine ~0.2 to float32's before the fix). No dropout, so that the probe alone moves the prediction.
+    torch.manual_seed(0)
+    method = VADA(backbone=SmallCNN(dropout=0.0), num_classes=10).train()
+    view = method.view(torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8))
+    float32 = vat_direction_in_training(method, view)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = vat_direction_in_training(method, view)
+        assert method.vat(view).dtype == torch.float32
+    assert F.cosine_similarity(bf16, float32).min() > 0.9

@@ -245,3 +245,47 @@ def test_distribution_alignment_damps_classes_the_model_over_predicts():
     # Class 0 dominates the raw predictions; alignment moves the batch mean towards the source prior.
     assert aligned.mean(0)[0] < probabilities.mean(0)[0]
     assert (aligned.mean(0) - 1 / 3).abs().max() < (probabilities.mean(0) - 1 / 3).abs().max()
+
+
+def test_distribution_alignment_statistics_are_averaged_over_all_ranks(monkeypatch):
+    import lepton_cli.distributed
+    from lepton_cli.methods import PseudoLabel
+    from lepton_cli.models.backbones import SmallCNN
+
+    # Another rank saw only class 2 in source and predicted only class 2 on target.
+    other_rank = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    monkeypatch.setattr(lepton_cli.distributed, "mean_over_ranks", lambda stats: (stats + other_rank) / 2)
+    method = PseudoLabel(SmallCNN(), 3, distribution_alignment=True, alignment_momentum=0.0)
+    method.align(torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]), source_labels=torch.tensor([0, 0]))
+    assert torch.allclose(method.source_marginal, torch.tensor([0.5, 0.0, 0.5]))  # both ranks' batches
+    assert torch.allclose(method.target_marginal, torch.tensor([0.5, 0.0, 0.5]))
+
+
+class LogitsTeacher(torch.nn.Module):
+    """A frozen-teacher stand-in over a Classifier; remembers its input."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier, self.seen = classifier, None
+
+    def forward(self, images):
+        self.seen = images.detach().clone()
+        return self.classifier(images)[0]
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_a_teacher_of_another_architecture_gets_inputs_in_its_own_normalisation():
+    from lepton_cli.data.augment import BatchAugment
+    from lepton_cli.methods import Distill
+    from lepton_cli.models.backbones import FeatureExtractor, SmallCNN
+    from lepton_cli.models.heads import Classifier
+
+    # The teacher's weights expect (x - 0.2) / 0.1; the digit CNN student is normalised with 0.5 / 0.5.
+    trunk = FeatureExtractor(torch.nn.Conv2d(1, 4, 3), normalization=((0.2,), (0.1,)))
+    teacher = LogitsTeacher(Classifier(trunk, 10))
+    method = Distill(SmallCNN(), 10, teacher=teacher, weak_augment=BatchAugment(mean="auto", std="auto"),
+                     strong_augment=BatchAugment(mean="auto", std="auto"))
+    assert method.augment["weak"].normalization == ([0.5], [0.5])
+    images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    method.training_step({"source": (images, torch.arange(4)), "target": (images, torch.full((4,), -1))}, 0)
+    torch.testing.assert_close(teacher.seen, (images.float() / 255 - 0.2) / 0.1)

@@ -6,8 +6,8 @@ reads the script's `#SBATCH` lines, prints "Submitted batch job N" and runs the 
 background, once per element of a job array (`--array=0-3%2`: at most 2 at once), with the
 variables SLURM sets (it refuses `--partition=nope`); `srun` drops its options and starts
 `--nodes × --ntasks-per-node` copies of its command with SLURM_PROCID, SLURM_LOCALID, SLURM_NODEID
-and SLURM_STEP_ID set; `sacct` reports each job's state; `scancel` kills a job's processes. Job
-states live in `folder/state/`.
+and SLURM_STEP_ID set; `sacct` reports each job's state; `scancel` marks a job CANCELLED (a `<job>.cancelled` file that
+no later state overwrites), then kills its processes. Job states live in `folder/state/`.
 Standard library only: the commands run with the test's Python but import nothing of Lepton's.
 """
 
@@ -87,7 +87,7 @@ def _run(args: list[str]) -> None:
     for index, name in enumerate(names):
         while len(running) >= parallelism:
             running = _reap(running)
-        if _state(name) != "CANCELLED":
+        if not _cancelled(name):
             running.append((name, _start(script, options, base, index, name)))
     while running:
         running = _reap(running)
@@ -107,8 +107,11 @@ def _start(script: Path, options: dict, base: int, index: int, name: str) -> sub
     with output.open("a") as log:
         process = subprocess.Popen(["bash", str(script)], env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
+    if not _cancelled(name):
+        _set_state(name, "RUNNING")
     (STATE / f"{name}.pid").write_text(str(process.pid))
-    _set_state(name, "RUNNING")
+    if _cancelled(name):  # scancel came between the start and the pid file: it could not kill it
+        _kill(process.pid)
     return process
 
 
@@ -118,7 +121,7 @@ def _reap(running: list) -> list:
     for name, process in running:
         if process.poll() is None:
             still.append((name, process))
-        elif _state(name) != "CANCELLED":
+        elif not _cancelled(name):  # scancel marks a job before it kills it: a killed job stays CANCELLED
             _set_state(name, "COMPLETED" if process.returncode == 0 else "FAILED")
     return still
 
@@ -160,12 +163,14 @@ def sacct(args: list[str]) -> None:
 def scancel(args: list[str]) -> None:
     for job in (arg for arg in args if not arg.startswith("-")):
         for path in STATE.glob("*.state"):
-            if path.stem == job or path.stem.startswith(f"{job}_"):
+            if (path.stem == job or path.stem.startswith(f"{job}_")) and _state(path.stem) in ("PENDING", "RUNNING"):
+                # Marked first, killed second: the reaper sees the mark once the process has died, and never
+                # records the kill as FAILED (it did, when the kill came first).
+                (STATE / f"{path.stem}.cancelled").touch()
+                _set_state(path.stem, "CANCELLED")
                 pid_file = STATE / f"{path.stem}.pid"
                 if pid_file.exists():
                     _kill(int(pid_file.read_text()))
-                if _state(path.stem) in ("PENDING", "RUNNING"):
-                    _set_state(path.stem, "CANCELLED")
 
 
 def _kill(pid: int) -> None:
@@ -175,7 +180,13 @@ def _kill(pid: int) -> None:
         pass
 
 
+def _cancelled(name: str) -> bool:
+    return (STATE / f"{name}.cancelled").exists()
+
+
 def _state(name: str) -> str:
+    if _cancelled(name):  # the mark wins over a state file that another process may be rewriting
+        return "CANCELLED"
     path = STATE / f"{name}.state"
     return path.read_text().strip() if path.exists() else ""
 

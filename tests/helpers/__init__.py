@@ -1,0 +1,1 @@
+"""Shared test helpers: fakes in real formats, run as a user would run Lepton."""
