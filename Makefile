@@ -18,14 +18,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP_INSTALL) $(TORCH_PINS) -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PIP_INSTALL) -e ".[test]"
 	touch $@
 
 demo: install
 	$(BIN)/lepton train
 
+# The layers contract (pyproject.toml [tool.importlinter]) first: a wrong-way import fails in seconds.
 test: $(VENV)/.installed-test
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -4,10 +4,11 @@ atomically and reads them with `weights_only=True`."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from lepton_cli.errors import LeptonError
-from lepton_cli.io import safe_torch_load, write_buffer_atomically
+from lepton_cli.io import safe_torch_load, write_atomically
 
 
 def last_checkpoint(run_dir: Path) -> Path:
@@ -69,7 +70,9 @@ def atomic_checkpoint_io():
 
     class AtomicCheckpointIO(TorchCheckpointIO):
         def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-            write_buffer_atomically(path, lambda buffer: torch.save(checkpoint, buffer))
+            buffer = io.BytesIO()  # whole in memory first: a failed write leaves the old checkpoint untouched
+            torch.save(checkpoint, buffer)
+            write_atomically(path, buffer.getvalue())
 
         def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
             return safe_torch_load(path, "checkpoint")

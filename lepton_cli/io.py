@@ -19,17 +19,33 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from lepton_cli.errors import LeptonError
 
 
 # ---- writing ----------------------------------------------------------------------------------------
+class WriteFailed(LeptonError):
+    """A write that failed (disk full, no permission, ...); `errno` says why, for callers that can
+    carry on without the file (a data cache)."""
+
+    def __init__(self, message: str, errno_code: int | None):
+        super().__init__(message)
+        self.errno = errno_code
+
+
 def write_atomically(path: str | Path, data: bytes | str) -> None:
     """Write `data` (bytes or text) to `path` atomically; see the module docstring."""
     path = Path(path)
     data = data.encode() if isinstance(data, str) else data
+    write_buffer_atomically(path, lambda handle: _write_all(handle, data, path))
+
+
+def write_buffer_atomically(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Atomic write of what `write(handle)` puts into the open temp file (np.savez, torch.save...),
+    streamed to disk, never held whole in memory."""
+    path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,12 +54,14 @@ def write_atomically(path: str | Path, data: bytes | str) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the usual permissions
         with os.fdopen(fd, "wb") as handle:
-            _write_all(handle, data, path)
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())  # a full disk often reports only here
         os.replace(tmp, path)
     except OSError as error:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        raise LeptonError(f"could not write {path}: {describe_os_error(error)}") from None
+        raise WriteFailed(f"could not write {path}: {describe_os_error(error)}", error.errno) from None
     except BaseException:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -51,10 +69,8 @@ def write_atomically(path: str | Path, data: bytes | str) -> None:
 
 
 def _write_all(handle: BinaryIO, data: bytes, path: Path) -> None:
-    """Write and flush to disk (a full disk often reports only here). `path` is the final name."""
+    """Write the bytes of `path` (its final name) into the temp file; a seam for disk-full tests."""
     handle.write(data)
-    handle.flush()
-    os.fsync(handle.fileno())
 
 
 def write_json_atomically(path: str | Path, data: Any) -> None:
@@ -63,13 +79,6 @@ def write_json_atomically(path: str | Path, data: Any) -> None:
 
 def write_text_atomically(path: str | Path, lines: list[str]) -> None:
     write_atomically(path, "\n".join(lines) + "\n")
-
-
-def write_buffer_atomically(path: str | Path, write: Any) -> None:
-    """Atomic write of what `write(handle)` puts into a binary buffer (np.savez, torch.save, csv...)."""
-    buffer = io.BytesIO()
-    write(buffer)
-    write_atomically(path, buffer.getvalue())
 
 
 def describe_os_error(error: OSError) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from lepton_cli.data.arrays import ImageArrays
 from lepton_cli.errors import LeptonError
-from lepton_cli.io import write_buffer_atomically
+from lepton_cli.io import WriteFailed, write_buffer_atomically
 
 SPLITS = ("train", "test")
 DIGIT_CLASSES = [str(d) for d in range(10)]
@@ -280,8 +280,7 @@ def _write_cache(path: Path, arrays: ImageArrays, record: list[str] | None) -> N
 
     try:
         write_buffer_atomically(path, save)
-    except LeptonError as error:
-        cause = error.__context__  # the OSError that write_buffer_atomically turned into one line
-        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(error)
+    except WriteFailed as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
         warnings.warn(f"could not write data cache {path} ({reason}); continuing without caching "
                       "(free some space or set data.cache_dir= elsewhere)", stacklevel=3)

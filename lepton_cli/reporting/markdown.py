@@ -8,6 +8,7 @@ resolved config. Every link is relative, so the directory can be moved or zipped
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from lepton_cli.errors import LeptonError
