@@ -223,17 +223,24 @@ def check_resumable(run_dir: Path) -> None:
         raise LeptonError(f"resume={run_dir}: that run already finished (metrics.json exists); nothing to resume")
     if not last_checkpoint(run_dir).is_file():
         raise LeptonError(f"resume={run_dir}: no checkpoints/last.ckpt there (the run stopped before its first "
-                          "checkpoint); start it again without resume=")
+                          "checkpoint); start it again in a new directory: the same command without resume= "
+                          "and without hydra.run.dir=")
 
 
 def check_run_dir(run_dir: Path, resuming: bool) -> None:
-    """A finished run is never overwritten; an interrupted one only continued with resume=."""
+    """A finished run is never overwritten; an interrupted one only continued with resume=. Each
+    refusal names one way out, and the two never send the user to each other."""
     if (run_dir / "metrics.json").exists():
         raise LeptonError(f"{run_dir} already holds a finished run; choose a new hydra.run.dir (nothing was overwritten)")
-    checkpoints = run_dir / "checkpoints"
-    if not resuming and checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
+    if resuming:
+        return
+    if last_checkpoint(run_dir).is_file():
         raise LeptonError(f"{run_dir} holds an interrupted run; continue it with `lepton train resume={run_dir.resolve()}` "
                           "or choose a new hydra.run.dir (nothing was overwritten)")
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
+        raise LeptonError(f"{run_dir} holds checkpoints of a run that cannot be resumed (no last.ckpt); choose a new "
+                          "hydra.run.dir (nothing was overwritten)")
 
 
 def check_writable(path: Path) -> None:

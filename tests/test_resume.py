@@ -57,8 +57,8 @@ def test_resume_reuses_the_run_directory_and_its_overrides(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_after_an_epoch_then_resume_gives_the_same_metrics(tmp_path):
-    # Epoch-boundary checkpoints only (every_n_train_steps=0): these restore exactly, random state included.
-    args = [*TWO_EPOCHS, "callbacks.step_checkpoint.every_n_train_steps=0"]
+    # The default: epoch-boundary checkpoints only, which restore exactly, random state included.
+    args = TWO_EPOCHS
     reference = finish(start(*args, f"hydra.run.dir={tmp_path / 'whole'}"))
     assert reference.returncode == 0, reference.stderr[-3000:]
 
