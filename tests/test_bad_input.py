@@ -276,3 +276,53 @@ def test_missing_data_directory_for_a_file_data_set(capsys, monkeypatch, tmp_pat
     line = one_line_error(capsys, monkeypatch, *NO_SOURCE_SIZES, "source=mnist", "data.root=/nonexistent",
                           f"hydra.run.dir={tmp_path / 'run'}")
     assert "mnist: missing" in line and "/nonexistent/MNIST/raw" in line and "data.download=true" in line
+
+
+# ---- lepton report and lepton eval ------------------------------------------------------------------
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "\xff\xfe binary"])
+def test_report_on_a_damaged_metrics_file(capsys, monkeypatch, tmp_path, content):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text(content, errors="surrogateescape")
+    line = one_line_error(capsys, monkeypatch, str(run_dir), command="report")
+    assert "metrics.json" in line and "lepton train" in line
+    assert sorted(p.name for p in run_dir.iterdir()) == ["metrics.json"]  # nothing written
+
+
+@pytest.mark.parametrize(("args", "expected"), [(["a", "b"], "takes one directory"), (["/no/such/dir"], "is not a directory")])
+def test_report_arguments(capsys, monkeypatch, args, expected):
+    assert expected in one_line_error(capsys, monkeypatch, *args, command="report")
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory):
+    from lepton_cli.train import run
+    from tests.conftest import compose_config
+
+    run_dir = tmp_path_factory.mktemp("bad_eval") / "run"
+    run(compose_config([*TINY, "report=false"], run_dir))
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc"])
+def test_eval_with_an_unusable_eval_batch_size(capsys, monkeypatch, trained_checkpoint, tmp_path, value):
+    line = one_line_error(capsys, monkeypatch, f"checkpoint={trained_checkpoint}", f"data.eval_batch_size={value}",
+                          f"hydra.run.dir={tmp_path / 'out'}", command="eval")
+    assert "eval_batch_size" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_into_a_file_instead_of_a_directory(capsys, monkeypatch, trained_checkpoint, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    line = one_line_error(capsys, monkeypatch, f"checkpoint={trained_checkpoint}", f"hydra.run.dir={tmp_path / 'afile'}",
+                          command="eval")
+    assert "afile" in line and (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.parametrize("what", ["directory", "missing", "garbage"])
+def test_eval_of_something_that_is_not_a_checkpoint(capsys, monkeypatch, tmp_path, what):
+    path = {"directory": tmp_path, "missing": tmp_path / "none.ckpt", "garbage": tmp_path / "g.ckpt"}[what]
+    if what == "garbage":
+        path.write_bytes(b"\x00not a zip file at all")
+    line = one_line_error(capsys, monkeypatch, f"checkpoint={path}", command="eval")
+    assert "checkpoint" in line

@@ -44,6 +44,7 @@ def test_shuffled_labels_are_what_an_unmasked_loader_would_yield(tmp_path):
     def target_train(shuffle: bool) -> tuple[torch.Tensor, torch.Tensor]:
         datamodule = build_datamodule(compose_config([*TINY, "method=dann"], tmp_path))
         datamodule.target_labels_per_class = 10**6  # every target training label, unmasked
+        datamodule.target_val_fraction = 0.0  # none held out (the held-out slice's labels are hidden)
         if shuffle:
             shuffle_labels_on_load(datamodule.target)
         datamodule.setup()

@@ -153,13 +153,15 @@ def test_finetune_reads_exactly_k_labels_per_class(tmp_path, monkeypatch):
     _, labels = datamodule.splits["target_train"]
     assert torch.bincount(labels).tolist() == [k] * 10
     true_labels = torch.from_numpy(datamodule.target.load("train", datamodule.root, cache_dir=datamodule.cache_dir).labels)
-    chosen = datamodule_module.labelled_subset(true_labels, k, seed=0)
-    assert torch.equal(labels, true_labels[chosen])
+    # The labelled images are drawn from what is left after the held-out target_val slice.
+    _, trainable = datamodule._hold_out(len(true_labels), datamodule.target_val_fraction, "target", "digits")
+    chosen = datamodule_module.labelled_subset(true_labels[trainable], k, seed=0)
+    assert torch.equal(labels, true_labels[trainable][chosen])
 
     plain = train_weights(common, shuffle_target_train_labels=False)
     # The same k images per class are labelled; every other target label is scrambled.
     monkeypatch.setattr(datamodule_module, "labelled_subset", lambda *args: chosen)
-    shuffle_target_train_labels(monkeypatch, keep=chosen.numpy())
+    shuffle_target_train_labels(monkeypatch, keep=trainable[chosen].numpy())
     assert_bitwise_equal(plain, train_weights(common, shuffle_target_train_labels=False))
 
 
