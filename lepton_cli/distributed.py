@@ -161,7 +161,7 @@ def seed_this_rank(trainer, epoch: int) -> None:
         return
     import torch
 
-    torch.manual_seed(rank_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)), trainer.global_rank, epoch))
+    torch.manual_seed(rank_seed(int(os.environ.get("PL_GLOBAL_SEED", "0")), trainer.global_rank, epoch))
 
 
 def mean_over_ranks(tensor):

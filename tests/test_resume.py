@@ -144,3 +144,18 @@ def test_a_refused_resume_leaves_the_runs_saved_settings_alone(tmp_path):
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == saved
     resumed = finish(start(f"resume={run_dir}"))  # the next resume still works, with the run's own settings
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+def test_a_run_without_last_ckpt_has_one_way_out(tmp_path):
+    """Disk full before last.ckpt was written: resume and a fresh start must not send the user to each other."""
+    from lepton_cli.errors import LeptonError
+
+    run_dir = tmp_path / "half"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "best-epoch=0.ckpt").write_bytes(b"x")
+    with pytest.raises(LeptonError) as resumed:
+        prepare_args([f"resume={run_dir}"])
+    with pytest.raises(LeptonError) as restarted:
+        prepare_args([f"hydra.run.dir={run_dir}"])
+    assert "without resume= and without hydra.run.dir=" in str(resumed.value)
+    assert "choose a new hydra.run.dir" in str(restarted.value) and "resume=" not in str(restarted.value)

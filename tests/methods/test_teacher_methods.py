@@ -110,8 +110,8 @@ def test_half_written_teacher_cache_is_retrained(run_experiment, tmp_path, caplo
 
 @pytest.mark.slow
 def test_teacher_from_checkpoint_of_a_previous_run(run_experiment, tmp_path, caplog):
-    from lepton_cli.builders.teacher import build_teacher
     from lepton_cli.builders.data import build_datamodule
+    from lepton_cli.builders.teacher import build_teacher
 
     _, source_dir = run_experiment("data.steps_per_epoch=2", run_dir=tmp_path / "source_only")
     checkpoint = source_dir / "checkpoints" / "last.ckpt"
@@ -166,9 +166,9 @@ def test_finetune_reads_exactly_k_labels_per_class(tmp_path, monkeypatch):
 
 
 def test_finetune_from_source_starts_from_the_source_trained_student(tmp_path):
-    from lepton_cli.builders.teacher import build_teacher
     from lepton_cli.builders.data import build_datamodule
     from lepton_cli.builders.method import build_method
+    from lepton_cli.builders.teacher import build_teacher
 
     cfg = compose_config([*TINY, "method=finetune", "method.freeze_backbone=true", *FEW_STEPS], tmp_path / "compose")
     datamodule = build_datamodule(cfg)
