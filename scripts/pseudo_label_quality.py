@@ -26,10 +26,11 @@ def main(overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from lepton_cli.builders.data import build_datamodule
+    from lepton_cli.builders.teacher import build_teacher
     from lepton_cli.config import conf_dir, rewrite_overrides
     from lepton_cli.data.datamodule import to_tensor
-    from lepton_cli.builders.teacher import build_teacher
-    from lepton_cli.builders.data import build_datamodule
+    from lepton_cli.models.backbones import backbone_normalization
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=["method=distill", *rewrite_overrides(overrides)])
@@ -38,7 +39,9 @@ def main(overrides: list[str]) -> None:
     target = instantiate(cfg.target)
     arrays = datamodule.alignment.apply(target.load("train", datamodule.root, cfg.data.download, datamodule.cache_dir))
     images, labels = to_tensor(arrays, datamodule.image_size, datamodule.channels)
-    normalize = instantiate(cfg.augment.weak).normalize
+    weak = instantiate(cfg.augment.weak)
+    weak.use_backbone_normalization(backbone_normalization(teacher.classifier.backbone))  # `auto`: as in training
+    normalize = weak.normalize
     with torch.no_grad():
         logits = torch.cat([teacher(normalize(images[i:i + 512])) for i in range(0, len(images), 512)])
     confidence, predictions = F.softmax(logits, dim=1).max(dim=1)

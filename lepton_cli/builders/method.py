@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from lepton_cli.builders.data import resolve_data_shape
+
+# Settings in conf/method/ that the builders read, not the method's constructor.
+BUILDER_KEYS = ("teacher_epochs",)
 
 
 def build_method(cfg: DictConfig, datamodule, **extra):
@@ -18,6 +21,10 @@ def build_method(cfg: DictConfig, datamodule, **extra):
 
         extra["teacher"] = build_teacher(cfg, datamodule)
     augment = instantiate(cfg.augment)
-    return instantiate(cfg.method, backbone=instantiate(cfg.student), num_classes=len(datamodule.classes),
+    method_cfg = cfg.method.copy()
+    with open_dict(method_cfg):
+        for key in BUILDER_KEYS:
+            method_cfg.pop(key, None)
+    return instantiate(method_cfg, backbone=instantiate(cfg.student), num_classes=len(datamodule.classes),
                        class_names=datamodule.classes, weak_augment=augment.weak, strong_augment=augment.strong,
                        **extra)

@@ -141,7 +141,11 @@ def build_classifier(checkpoint: dict):
                           "it may come from another Lepton version")
     augment = config.get("augment")
     if isinstance(augment, dict) and "weak" in augment:
-        normalize = build_saved(augment["weak"], "augment", "augment.weak").normalize
+        from lepton_cli.models.backbones import backbone_normalization
+
+        weak = build_saved(augment["weak"], "augment", "augment.weak")
+        weak.use_backbone_normalization(backbone_normalization(backbone))  # `auto`: as in training
+        normalize = weak.normalize
     else:
         def normalize(images):
             return (images.float() / 255 - 0.5) / 0.5

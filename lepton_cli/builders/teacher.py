@@ -33,7 +33,7 @@ from lepton_cli.models.heads import Classifier
 
 log = logging.getLogger("lepton")
 
-CACHE_FORMAT = "lepton-teacher-v1"  # bump when the training recipe changes, so old caches are not reused
+CACHE_FORMAT = "lepton-teacher-v2"  # bump when the training recipe changes, so old caches are not reused
 OPTIMISATION_KEYS = ("lr", "bottleneck_dim", "optimizer", "scheduler")  # from cfg.method; they shape the teacher
 
 

@@ -27,9 +27,9 @@ class SelectionCallback(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
-        if stage == "fit" and datamodule is not None and hasattr(datamodule, "splits"):
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "val_splits"):
             datamodule.setup()
-            self.validator.check([*datamodule.eval_domains, *(["source_val"] if "source_val" in datamodule.splits else [])])
+            self.validator.check(list(datamodule.val_splits))
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._outputs = {}
@@ -39,7 +39,7 @@ class SelectionCallback(pl.Callback):
             return
         from lepton_cli.methods.base import EVAL_DOMAINS
 
-        split = self._outputs.setdefault(EVAL_DOMAINS[dataloader_idx], {})
+        split = self._outputs.setdefault(outputs.get("split") or EVAL_DOMAINS[dataloader_idx], {})
         for key in ("logits", "features", "labels"):
             split.setdefault(key, []).append(outputs[key].detach())
 

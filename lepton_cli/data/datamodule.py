@@ -71,8 +71,8 @@ class DomainAdaptationData(pl.LightningDataModule):
       `target_val_fraction` of target train (never trained on; its labels are `UNLABELLED`: the
       unsupervised validators read only predictions and features), `source` test (learning
       curves), `source_val`, a held-out `source_val_fraction` of source train (never trained on),
-      and, only with `validate_target_test=True` (the oracle selection, which is labelled so), the
-      target test split itself.
+      and, with `validate_target_test=True`, the target test split itself: read per epoch only for
+      the oracle's column of the tables (labelled so); the validators never read it.
 
     The labelled target images of fine-tuning are in no evaluation split: when the target has no
     separate test split (image folders, Office-31/Home), the images equal to a labelled one are

@@ -30,7 +30,7 @@ class Distill(AdaptationMethod):
 
     def __init__(self, backbone: nn.Module, num_classes: int, teacher: nn.Module | None = None,
                  temperature: float = 4.0, alpha: float = 0.9, distill_source: bool = False,
-                 teacher_epochs: int = 5, student_view: str = "strong", **kwargs):
+                 student_view: str = "strong", **kwargs):
         super().__init__(backbone, num_classes, **kwargs)
         if teacher is None:
             raise LeptonError("Distill needs a frozen teacher: pass teacher=lepton_cli.builders.teacher.build_teacher(cfg, datamodule) "

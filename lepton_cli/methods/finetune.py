@@ -34,7 +34,7 @@ class FineTune(AdaptationMethod):
 
     def __init__(self, backbone: nn.Module, num_classes: int, labels_per_class: int = 10, init: str = "source",
                  source_weight: float = 0.0, freeze_backbone: bool = False, teacher: nn.Module | None = None,
-                 teacher_epochs: int = 5, student_pretrained: bool | None = None, **kwargs):
+                 student_pretrained: bool | None = None, **kwargs):
         super().__init__(backbone, num_classes, **kwargs)
         if init not in INITS:
             raise LeptonError(f"method.init must be one of {', '.join(INITS)}, got {init!r}")

@@ -40,7 +40,7 @@ class PseudoLabel(AdaptationMethod):
 
     def __init__(self, backbone: nn.Module, num_classes: int, threshold: float = 0.8, weight: float = 1.0,
                  rampup: float = 0.1, teacher_labels: bool = False, teacher: nn.Module | None = None,
-                 teacher_epochs: int = 5, warmup: float = 0.0, distribution_alignment: bool = True,
+                 warmup: float = 0.0, distribution_alignment: bool = True,
                  alignment_momentum: float = 0.99, **kwargs):
         super().__init__(backbone, num_classes, **kwargs)
         if not 0 <= threshold <= 1 or weight < 0 or not 0 <= rampup <= 1:

@@ -18,10 +18,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lepton_cli.data import readers
 from lepton_cli.data.alignment import ClassAlignment
 from lepton_cli.data.domains import FileDomain, ImageFolderDomain
-from lepton_cli.data.readers import READERS, read_image_folder
+from lepton_cli.data.readers import (
+    READERS,
+    digits,
+    image_decoding,
+    image_folder,
+    natural_images,
+    official_files,
+    read_image_folder,
+)
 from lepton_cli.errors import error_boundary
 from tests.data import fake_files
 
@@ -111,7 +118,7 @@ def test_image_folder_cache_sees_edited_added_and_removed_files_and_says_so(tmp_
     assert len(changed) == count
     assert ((changed.images == 255).all(axis=(1, 2, 3))).any() == white
     # The rebuilt cache is up to date now: served as it is, without a warning or a decode.
-    monkeypatch.setattr(readers, "_decode_images", no_decoding)
+    monkeypatch.setattr(image_folder, "_decode_images", no_decoding)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cached = domain.load("train", tmp_path, cache_dir=cache)
@@ -385,7 +392,9 @@ def make_unreadable(monkeypatch):
                 if Path(file) == path:
                     raise PermissionError(*denied.args, str(path))
                 return real_open(file, *args, **kwargs)
-            monkeypatch.setattr(readers, "open", opener, raising=False)
+            # Each reader module looks `open` up in its own globals, so each one gets the failing opener.
+            for module in (digits, image_decoding, natural_images, official_files):
+                monkeypatch.setattr(module, "open", opener, raising=False)
 
     yield make
     for path, mode in changed:
@@ -448,7 +457,7 @@ def _assert_bounded_one_line_failure(capsys, monkeypatch, tmp_path, failure) -> 
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     line = one_line_exit_2(capsys, lambda: READERS["svhn"](tmp_path, train=True, download=True))
-    assert timeouts and all(seconds == readers.DOWNLOAD_TIMEOUT_S for seconds in timeouts)
+    assert timeouts and all(seconds == official_files.DOWNLOAD_TIMEOUT_S for seconds in timeouts)
     assert socket.getdefaulttimeout() is None  # the bound was scoped to the download
     reason = "(timeout)" if isinstance(failure, TimeoutError) else "name resolution"
     assert "could not download svhn " in line and reason in line
@@ -458,7 +467,7 @@ def _assert_bounded_one_line_failure(capsys, monkeypatch, tmp_path, failure) -> 
 @pytest.mark.parametrize("failure", sorted(FAILURES))
 def test_stalled_download_is_bounded_and_one_line(tmp_path, capsys, monkeypatch, failure):
     # A downloader that fetches as torchvision's does, without importing torchvision (slow to import).
-    monkeypatch.setattr(readers, "_torchvision_fetcher",
+    monkeypatch.setattr(official_files, "_torchvision_fetcher",
                         lambda dataset, root, train: lambda: urllib.request.urlopen("https://example.invalid/x.mat"))
     _assert_bounded_one_line_failure(capsys, monkeypatch, tmp_path, FAILURES[failure])
 

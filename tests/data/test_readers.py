@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lepton_cli.data import readers
 from lepton_cli.data.readers import (
     READERS,
     office31_path,
     office_home_path,
+    official_files,
     read_cifar10,
     read_image_folder,
     read_mnist,
@@ -146,7 +146,7 @@ def test_download_fetches_missing_files_then_reads_them_with_our_decoder(tmp_pat
         calls.append((dataset, root, train))
         fake_files.write_svhn(root)
 
-    monkeypatch.setattr(readers, "_torchvision_download", fake_download)
+    monkeypatch.setattr(official_files, "_torchvision_download", fake_download)
     decoded = read_svhn(tmp_path, train=True, download=True)
     assert calls == [("svhn", tmp_path, True)]
     assert len(decoded) == 3
