@@ -35,7 +35,7 @@ _ALIAS_PATTERN = re.compile(r"^([~+]{0,2})(" + "|".join(GROUP_ALIASES) + r")(=|$
 
 def conf_dir() -> Path:
     """The config tree to compose from, with its schema registered in Hydra's ConfigStore
-    (conf/config.yaml merges `lepton_schema`, see lepton_cli/schema.py): every composition goes
+    (conf/config.yaml merges `lepton_schema`, see lepton_cli/schema/): every composition goes
     through here, so none misses the schema."""
     from lepton_cli.schema import register
 

@@ -83,7 +83,7 @@ def test_subprocess_one_line_error_end_to_end():
     assert_one_line_error(run_cli("train", "student=nope"), "unknown student 'nope'", "small_cnn")
 
 
-# ---- values out of range (each rule declared beside its field in lepton_cli/schema.py) ----------------
+# ---- values out of range (each rule declared beside its field in lepton_cli/schema/) ----------------
 @pytest.mark.parametrize(("override", "fragment"), [
     ("method.lr=-0.1", "method.lr must be > 0, got -0.1"),
     ("data.batch_size=0", "data.batch_size must be > 0, got 0"),
@@ -137,6 +137,7 @@ def test_image_size_too_small_for_the_backbone(capsys, monkeypatch, tmp_path):
     ("data.eval_batch_size=70000", ("data.eval_batch_size must be at most 65536, got 70000",)),
     ("data.eval_batch_size=0", ("data.eval_batch_size must be > 0, got 0", "set data.eval_batch_size=")),
     ("data.target_val_fraction=1.0", ("data.target_val_fraction must be in [0, 1), got 1.0",)),
+    ("data.image_size=100000", ("data.image_size must be at most 2048, got 100000", "held in memory")),
     ("run_name=" + "x" * 300, ("bytes, more than the 255 a file system takes", "shorten run_name")),
 ])
 def test_refused_before_anything_is_written(capsys, monkeypatch, tmp_path, override, fragments):

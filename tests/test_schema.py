@@ -1,4 +1,4 @@
-"""The config schema (lepton_cli/schema.py): every option composes with it, types are enforced
+"""The config schema (lepton_cli/schema/): every option composes with it, types are enforced
 while composing, rules are read from the fields, and keys only some options have stay optional."""
 
 from __future__ import annotations

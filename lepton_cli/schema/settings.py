@@ -14,6 +14,11 @@ from lepton_cli.schema.methods import MethodSettings
 from lepton_cli.schema.rules import AT_LEAST_ONE, BATCH_SIZE, FRACTION_BELOW_ONE, NON_NEGATIVE, POSITIVE, SEED, Choice, Rule
 
 
+# Every image of a data set is held in memory at this size (uint8): 2048² × 3 is 12 MB an image.
+IMAGE_SIZE = dataclasses.replace(POSITIVE, words=("auto",), integer=True, at_most=2048,
+                                 why="every image is held in memory at this size")
+
+
 # A field's rule is metadata on its type: `lr: Annotated[float, POSITIVE] = MISSING`. OmegaConf
 # enforces the type; `validate()` reads the rule. MISSING (`???`) takes the value from the YAML.
 @dataclass
@@ -24,7 +29,7 @@ class DataSettings:
     root: str = MISSING
     cache_dir: str = MISSING
     download: bool = MISSING
-    image_size: Annotated[Any, dataclasses.replace(POSITIVE, words=("auto",), integer=True)] = MISSING
+    image_size: Annotated[Any, IMAGE_SIZE] = MISSING
     channels: Annotated[Any, Choice((1, 3, "auto"), "1 (grey) or 3 (RGB)")] = MISSING
     batch_size: Annotated[int, BATCH_SIZE] = MISSING
     eval_batch_size: Annotated[int, BATCH_SIZE] = MISSING
