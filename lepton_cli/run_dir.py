@@ -8,6 +8,7 @@ with `resume=DIR`, and `resume=DIR` turns into the overrides the run was started
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from lepton_cli.checkpoints import last_checkpoint
@@ -19,12 +20,29 @@ INSPECT_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", 
 
 
 def _value_of(args: list[str], key: str) -> str | None:
+    """The value the last `key=VALUE` gives, as Hydra reads it (`hydra.run.dir='my runs/a'` → my runs/a)."""
     found = None
     for arg in args:
         name, sep, value = arg.partition("=")
         if sep and name.lstrip("+~") == key:
             found = value
+    if found and found[0] in "'\"" and "${" not in found:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from hydra.errors import HydraException
+
+        try:
+            found = str(OverridesParser.create().parse_override(f"{key}={found}").value())
+        except HydraException:
+            raise LeptonError(f"could not read {key}={found}; quote the whole value once, e.g. {key}='my runs/a'") from None
     return found
+
+
+def _as_override(key: str, path: Path) -> str:
+    """`key=PATH`, quoted for Hydra's parser when the path has spaces, quotes or other specials."""
+    text = str(path)
+    if re.fullmatch(r"[\w./-]+", text):
+        return f"{key}={text}"
+    return f"{key}='" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _key_of(arg: str) -> str:
@@ -52,12 +70,13 @@ def prepare_args(args: list[str], composed=None) -> list[str]:
         given = [a for a in args if _key_of(a) not in ("resume", "hydra.run.dir", "hydra.output_subdir")]
         given_keys = {_key_of(a) for a in given}
         saved = [a for a in saved_overrides(run_dir) if _key_of(a) not in ("resume", *given_keys)]
-        return [*saved, *given, f"resume={run_dir}", f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
+        return [*saved, *given, _as_override("resume", run_dir), _as_override("hydra.run.dir", run_dir),
+                "hydra.output_subdir=null"]
     run_dir = resolve_run_dir(args, composed)
     check_not_in_use(run_dir)
     check_writable(run_dir)
     check_run_dir(run_dir, resuming=False)
-    return [*(a for a in args if _key_of(a) != "hydra.run.dir"), f"hydra.run.dir={run_dir}"]
+    return [*(a for a in args if _key_of(a) != "hydra.run.dir"), _as_override("hydra.run.dir", run_dir)]
 
 
 def run_dir_of(args: list[str]) -> Path | None:
@@ -115,8 +134,12 @@ def _unresolvable(error: Exception) -> LeptonError:
 
 
 def _is_child_rank() -> bool:
-    """A rank that Lightning's DDP launcher started: its parent prepared the command line already."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    """A rank other than 0 (started by Lightning's DDP launcher, torchrun or srun): rank 0 prepares
+    the run directory and holds its lock; the others share it."""
+    from lepton_cli.distributed import launcher_rank
+
+    return (int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+            or launcher_rank() > 0)
 
 
 def saved_overrides(run_dir: Path) -> list[str]:

@@ -177,13 +177,15 @@ def test_four_run_sweep_gives_two_row_leaderboard_and_resumes(tmp_path, capsys):
 @pytest.mark.slow
 def test_failing_configuration_is_marked_and_the_sweep_goes_on(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
-    assert main([*JOB, "method.lr=0.01,-1", "--jobs", "2", "--dir", str(sweep_dir)]) == 1
+    # Fails in the run, not before: the config is valid, but selection=source_val (the default) finds no
+    # held-out source split. (method.lr=-1 used to fail in the run; the schema now refuses it up front.)
+    assert main([*JOB, "data.source_val_fraction=0.1,0", "--jobs", "2", "--dir", str(sweep_dir)]) == 1
     captured = capsys.readouterr()
     assert "1 failed" in captured.out and "failed" in captured.err
     good, bad = read_csv(sweep_dir / "leaderboard.csv")
-    assert good["method.lr"] == "0.01" and good["n"] == "1"
+    assert good["data.source_val_fraction"] == "0.1" and good["n"] == "1"
     assert bad["n"] == "0" and bad["failed"] == "1"
-    assert "method.lr" in bad["error"] and "-1" in bad["error"]  # the run's own error line, not Hydra's boilerplate
+    assert "source_val_fraction" in bad["error"] and "(0, 1)" in bad["error"]  # the run's own error line, not Hydra's boilerplate
     assert bad["error"] in (Path(bad["run_dirs"]) / "sweep.log").read_text()
 
 

@@ -47,7 +47,7 @@ def test_a_validator_that_reads_target_labels_makes_the_ranking_an_oracle_one():
     assert not ranking("-source/acc").uses_target_labels
 
 
-def test_sweep_ranks_by_the_selection_score_and_shows_all_three_target_numbers(tmp_path, monkeypatch, capsys):
+def test_sweep_ranks_by_the_selection_score_and_labels_all_three_target_numbers(tmp_path, monkeypatch, capsys):
     use_fake_training(monkeypatch)
     assert main([*GRID, "--jobs", "2", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -63,7 +63,8 @@ def test_sweep_ranks_by_the_selection_score_and_shows_all_three_target_numbers(t
         assert float(first[column]) == pytest.approx(expected)
     markdown = (tmp_path / "leaderboard.md").read_text()
     assert "Ranked by unsupervised selection score (entropy, lower is better)" in markdown
-    for header in ("target acc % (last epoch)", "target acc % (unsupervised pick)", "target acc % (oracle pick, uses target labels)"):
+    for header in ("target acc % (last weights)", "target acc % (validator's pick: selection=entropy)",
+                   "target acc % (oracle pick, uses target labels)"):
         assert header in markdown and header in out  # the file and the printed leaderboard
     assert "Ranked by oracle" not in markdown
 

@@ -8,10 +8,11 @@ accuracy of the epoch the target labels pick), `target/acc` (the last epoch's) o
 one when the runs' validator itself reads target labels (`selection=oracle`), is labelled
 "oracle (uses target labels)" in the title, in the CSV's `ranked_by` column and on the chart.
 
-Columns per configuration (mean ± sample std over its seeds, ddof=1; "–" or empty with one run):
-the validator's score, the target accuracy and macro F1 of the last epoch's weights, the target
-accuracy of the epoch the validator picked ("unsupervised pick") and of the epoch the target labels
-pick ("oracle pick"), source accuracy and wall time. Written as `leaderboard.csv` (raw fractions),
+Columns per configuration (mean ± sample std over its seeds, ddof=1; "–" or empty with one run),
+each saying which selection produced it (docs/protocol.md): the validator's score, the target
+accuracy and macro F1 of the last epoch's weights ("last weights"), the target accuracy of the epoch
+the validator picked ("validator's pick: selection=NAME") and of the epoch the target labels pick
+("oracle pick, uses target labels"), source accuracy and wall time. Written as `leaderboard.csv` (raw fractions),
 `leaderboard.md` and `leaderboard.png` (percentages), and printed as a rich table.
 
 A run record is a dict: `overrides` (list of `key=value`), `group` (the overrides minus `seed`,
@@ -40,9 +41,9 @@ TARGET_LABEL_KEYS = ("target/", "oracle/", "selection/target/")
 # The metric columns, in order after the ranked one; source accuracy sits with n and wall time.
 COLUMNS = {
     "selection/score": "selection score",
-    "target/acc": "target acc % (last epoch)",
-    "target/f1_macro": "target macro F1 % (last epoch)",
-    "selection/target/acc": "target acc % (unsupervised pick)",
+    "target/acc": "target acc % (last weights)",
+    "target/f1_macro": "target macro F1 % (last weights)",
+    "selection/target/acc": "target acc % (validator's pick)",
     "oracle/target/acc": "target acc % (oracle pick, uses target labels)",
 }
 
@@ -185,9 +186,13 @@ def _format(row: Row, key: str, with_std: bool = True) -> str:
 
 
 def _label(key: str, rows: list[Row]) -> str:
+    """Column headers say which selection produced each number (docs/protocol.md, rule 4)."""
+    validators = sorted({v for row in rows for v in row.validators})
     if key == "selection/score":
-        validators = sorted({v for row in rows for v in row.validators})
         return f"selection score ({'; '.join(validators)})" if validators else "selection score"
+    if key == "selection/target/acc" and validators:
+        names = ", ".join(sorted({v.split(",")[0] for v in validators}))
+        return f"target acc % (validator's pick: selection={names})"
     return COLUMNS.get(key) or {"source/acc": "source acc %"}.get(key, key)
 
 

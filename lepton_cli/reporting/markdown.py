@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from lepton_cli.errors import LeptonError
 from lepton_cli.io import write_text_atomically
 from lepton_cli.reporting import plots
 
+OLD_COPY = re.compile(r"\.old-\d+$")
 PICTURES = ((plots.CURVES, "Learning curves"), (plots.CONFUSION, "Confusion matrix (target test)"),
             (plots.TSNE, "t-SNE of bottleneck features (source and target test)"))
 
@@ -107,7 +109,9 @@ def write_run_report(run_dir: str | Path) -> Path:
 
 
 def run_directories(sweep_dir: Path) -> list[Path]:
-    return sorted(p.parent for p in sweep_dir.rglob("metrics.json") if p.parent != sweep_dir)
+    """The finished runs of a sweep, without the `.old-N` copies that `--force` moved aside."""
+    return sorted(p.parent for p in sweep_dir.rglob("metrics.json")
+                  if p.parent != sweep_dir and not any(OLD_COPY.search(part) for part in p.relative_to(sweep_dir).parts))
 
 
 def write_sweep_report(sweep_dir: str | Path) -> Path:
