@@ -46,7 +46,7 @@ def error_boundary() -> Iterator[None]:
     """Turn a user's mistake inside the block into one line on stderr and `SystemExit(exit_code)`."""
     try:
         yield
-    except Exception as error:  # noqa: BLE001 - anything that is not ours is re-raised
+    except Exception as error:
         code = _report(error)
         if code is None:
             raise
@@ -59,7 +59,7 @@ def one_line_errors(main: Callable[..., int]) -> Callable[..., int]:
     def wrapper(*args, **kwargs) -> int:
         try:
             return main(*args, **kwargs)
-        except Exception as error:  # noqa: BLE001 - anything that is not ours is re-raised
+        except Exception as error:
             code = _report(error)
             if code is None:
                 raise

@@ -95,7 +95,7 @@ def evaluate(checkpoint_path: str, target: str | None = None, overrides: list[st
     """Evaluate a checkpoint on a target test split; returns what eval.json holds."""
     import torch
 
-    from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, load_checkpoint, evaluation_split
+    from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, evaluation_split, load_checkpoint
     from lepton_cli.io import write_json_atomically
     from lepton_cli.methods.base import classification_metrics
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import json
 import os
 import pickle
 import tempfile
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from lepton_cli.errors import LeptonError

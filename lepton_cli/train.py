@@ -14,20 +14,20 @@ import sys
 if __name__ == "__main__":  # Ctrl-C while the imports below run: nothing has started, exit quietly
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
-import contextlib  # noqa: E402 - after the Ctrl-C handler on purpose
-import logging  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
-from lepton_cli.config import conf_dir, rewrite_overrides  # noqa: E402
-from lepton_cli.distributed import launcher_overrides, launcher_rank  # noqa: E402
-from lepton_cli.errors import error_boundary  # noqa: E402
-from lepton_cli.overrides import check_overrides, split_flags  # noqa: E402
-from lepton_cli.run_dir import prepare_args, run_dir_of  # noqa: E402
+from lepton_cli.config import conf_dir, rewrite_overrides
+from lepton_cli.distributed import launcher_overrides, launcher_rank
+from lepton_cli.errors import error_boundary
+from lepton_cli.overrides import check_overrides, split_flags
+from lepton_cli.run_dir import prepare_args, run_dir_of
 
 log = logging.getLogger("lepton")
 
@@ -47,8 +47,8 @@ def run(cfg: DictConfig) -> dict:
     from lepton_cli.io import write_atomically, write_json_atomically
     from lepton_cli.reporting.tables import print_metrics
     from lepton_cli.run_dir import check_run_dir, record_overrides
-    from lepton_cli.speed import apply_speed_options
     from lepton_cli.schema import validate
+    from lepton_cli.speed import apply_speed_options
 
     started = time.time()
     hydra_config = HydraConfig.get()

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.conftest import TINY
+from tests.helpers.cli import assert_one_line_error, run_cli
 
 FAST = [*TINY, "report=false", "trainer.fast_dev_run=true"]
 NO_SOURCE_SIZES = [o for o in FAST if not o.startswith("source.")]  # for sources other than synth_digits

@@ -8,7 +8,7 @@ import sys
 import yaml
 
 from lepton_cli.config import group_options, rewrite_overrides
-from tests.cli_helpers import assert_one_line_error, run_cli
+from tests.helpers.cli import assert_one_line_error, run_cli
 
 
 def test_help_does_not_import_torch():

@@ -18,8 +18,8 @@ from types import SimpleNamespace
 import pytest
 
 from lepton_cli.distributed import describe_scale, eval_sampler, launch_id, launcher_overrides
-from tests.cli_helpers import run_cli
 from tests.conftest import TINY
+from tests.helpers.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]

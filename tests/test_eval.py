@@ -9,8 +9,8 @@ import pickle
 import pytest
 import torch
 
-from lepton_cli.errors import LeptonError
 from lepton_cli.builders.saved_model import load_checkpoint
+from lepton_cli.errors import LeptonError
 from lepton_cli.evaluate import evaluate
 from lepton_cli.evaluate import main as eval_main
 from tests.conftest import TINY, compose_config

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lepton_cli.reporting import plots
 from lepton_cli.report import main as report_main
+from lepton_cli.reporting import plots
 from lepton_cli.reporting.markdown import write_sweep_report
 from tests.conftest import TINY, compose_config
 

@@ -19,8 +19,8 @@ from lepton_cli.reporting.leaderboard import build_leaderboard, write_leaderboar
 from lepton_cli.sweep import cli as sweep_cli
 from lepton_cli.sweep import launchers, main, plan, records
 from lepton_cli.sweep.options import Options
-from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.conftest import TINY
+from tests.helpers.cli import assert_one_line_error, run_cli
 from tests.helpers.fake_train import fake_metrics
 from tests.helpers.sweep_fakes import fake_run, read_csv
 

@@ -17,8 +17,8 @@ import pytest
 from lepton_cli.io import directory_lock, is_locked
 from lepton_cli.sweep import main, plan, records
 from lepton_cli.sweep.options import Options
-from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.helpers import sweep_fakes as fakes
+from tests.helpers.cli import assert_one_line_error, run_cli
 
 JOBS = [["method.lr=0.01"], ["method.lr=0.02"]]
 

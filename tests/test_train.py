@@ -7,8 +7,8 @@ import json
 import pytest
 
 from lepton_cli.errors import LeptonError
-from tests.cli_helpers import run_cli
 from tests.conftest import TINY
+from tests.helpers.cli import run_cli
 
 
 def test_run_writes_config_metrics_checkpoints_and_logs(run_experiment):

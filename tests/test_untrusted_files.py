@@ -133,7 +133,8 @@ def test_a_malicious_resume_through_the_command_runs_nothing(tmp_path):
     run_dir = interrupted_run(tmp_path, ["+callbacks.evil._target_=builtins.exec",
                                          f"+callbacks.evil._args_=[\"open('{marker}','w').close()\"]"])
     before = (run_dir / ".hydra" / "overrides.yaml").read_text()
-    done = subprocess.run([sys.executable, "-m", "lepton_cli.train", f"resume={run_dir}"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "lepton_cli.train", f"resume={run_dir}"], check=False,
+                          capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert not marker.exists()
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == before
@@ -161,7 +162,7 @@ def test_a_finished_run_is_refused_however_its_directory_is_spelled(tmp_path, sp
     import os
 
     done = subprocess.run([sys.executable, "-m", "lepton_cli.train", *TINY, f"hydra.run.dir={value}"],
-                          capture_output=True, text=True, env={**os.environ, **env})
+                          check=False, capture_output=True, text=True, env={**os.environ, **env})
     assert done.returncode == 2, done.stderr[-2000:]
     assert "already holds a finished run" in done.stderr and "Traceback" not in done.stderr
     assert tree(tmp_path / "runs") == before and not (tmp_path / "runs" / "missing").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import signal
 from pathlib import Path
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -114,7 +115,7 @@ class SaveOnInterrupt(pl.Callback):
     save `last.ckpt`, stop with 130 (SIGINT) or 143 (SIGTERM) and the command that continues the
     run. A second signal stops at once."""
 
-    SIGNALS = {signal.SIGINT: ("Ctrl-C", 130), signal.SIGTERM: ("SIGTERM", 143)}
+    SIGNALS: ClassVar[dict[int, tuple[str, int]]] = {signal.SIGINT: ("Ctrl-C", 130), signal.SIGTERM: ("SIGTERM", 143)}
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)

@@ -13,7 +13,6 @@ from omegaconf import MISSING
 from lepton_cli.schema.methods import MethodSettings
 from lepton_cli.schema.rules import AT_LEAST_ONE, BATCH_SIZE, FRACTION_BELOW_ONE, NON_NEGATIVE, POSITIVE, SEED, Choice, Rule
 
-
 # Every image of a data set is held in memory at this size (uint8): 2048² × 3 is 12 MB an image.
 IMAGE_SIZE = dataclasses.replace(POSITIVE, words=("auto",), integer=True, at_most=2048,
                                  why="every image is held in memory at this size")
