@@ -3,7 +3,7 @@
 In unsupervised adaptation nobody has target labels to choose the best epoch or configuration.
 A validator turns what the model predicts on the validation loaders into one number; `mode`
 says whether higher (`max`) or lower (`min`) is better. `selection=` picks one
-(conf/selection/*.yaml); `SelectionCallback` (lepton_cli/callbacks.py) logs its score as
+(conf/selection/*.yaml); `SelectionCallback` (lepton_cli/callbacks/selection.py) logs its score as
 `selection/score`, which the ModelCheckpoint monitors.
 
 `score(outputs)` receives, per validation split, a dict of `logits` (N, C), `features` (N, D) and

@@ -3,7 +3,8 @@ subprocess on this machine, `lepton_cli.sweep.slurm.SlurmLauncher` as a SLURM jo
 
 Each run is a fresh `python -m lepton_cli.train <job overrides> hydra.run.dir=<run dir>` with the
 distributed-launch variables removed from its environment, so DDP runs work as in `lepton train`
-(Hydra's in-process multirun with `strategy=ddp` is fragile, see HYDRA_LIGHTNING_NOTES.md).
+(Hydra's in-process multirun with `strategy=ddp` is fragile: Lightning's DDP launcher re-runs the
+whole command line on each rank).
 
 Trainings die with the sweep. A local one runs in its own process group, so a Ctrl-C in the
 terminal reaches the sweep alone, which then stops its trainings (SIGTERM: Lightning stops at the
