@@ -30,7 +30,17 @@ USER_GROUPS = {
     "selection": "selection",
     "sweep": "sweep",
 }
+# `dataset@source` → `source`: the word a user types for a group spelled with its package.
+USER_WORD = {alias: word for word, alias in GROUP_ALIASES.items()}
 _ALIAS_PATTERN = re.compile(r"^([~+]{0,2})(" + "|".join(GROUP_ALIASES) + r")(=|$)")
+
+
+def override_value(value: str | Path) -> str:
+    """`value` as Hydra's override grammar reads it: as is when plain, else quoted (paths with spaces)."""
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z0-9_./-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def conf_dir() -> Path:

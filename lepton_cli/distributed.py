@@ -47,6 +47,13 @@ def launcher_rank(env: Mapping[str, str] | None = None) -> int:
     return 0
 
 
+def is_child_rank(env: Mapping[str, str] | None = None) -> bool:
+    """A process other than global rank 0: a rank Lightning's DDP launcher started (LOCAL_RANK or
+    NODE_RANK > 0) or one that torchrun/srun started with a rank > 0. Rank 0 owns the run directory."""
+    env = os.environ if env is None else env
+    return int(env.get("LOCAL_RANK", "0")) > 0 or int(env.get("NODE_RANK", "0")) > 0 or launcher_rank(env) > 0
+
+
 def launcher_overrides(overrides: list[str], env: Mapping[str, str] | None = None) -> list[str]:
     """Hydra overrides that make all ranks of a torchrun/srun launch share one run directory, with
     Hydra's own files (`.hydra/`, `train.log`) written by rank 0 only; [] outside such a launch."""

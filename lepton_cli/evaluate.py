@@ -95,12 +95,18 @@ def evaluate(checkpoint_path: str, target: str | None = None, overrides: list[st
     """Evaluate a checkpoint on a target test split; returns what eval.json holds."""
     import torch
 
-    from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, evaluation_split, load_checkpoint
+    from lepton_cli.builders.saved_model import (
+        build_classifier,
+        checkpoint_classes,
+        evaluation_split,
+        load_checkpoint,
+        local_config,
+    )
     from lepton_cli.io import write_json_atomically
     from lepton_cli.methods.base import classification_metrics
 
     checkpoint = load_checkpoint(checkpoint_path)
-    config = apply_overrides(checkpoint["lepton_config"], overrides or [])
+    config = apply_overrides(local_config(checkpoint), overrides or [])
     classes = checkpoint_classes(checkpoint)
     target_config = target_domain_config(target) if target else config["target"]
     classifier, normalize = build_classifier(checkpoint)

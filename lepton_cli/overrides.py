@@ -9,13 +9,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, conf_dir, group_options
+from lepton_cli.config import USER_GROUPS, USER_WORD, conf_dir, group_options
 from lepton_cli.errors import LeptonError
 from lepton_cli.schema import validate
 
 HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                           "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc", "--info", "-i"}
-_USER_WORD = {alias: word for word, alias in GROUP_ALIASES.items()}
 
 
 def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
@@ -69,7 +68,7 @@ def check_overrides(args: list[str]):
 
 
 def _group_of(key: str) -> str | None:
-    word = _USER_WORD.get(key, key)
+    word = USER_WORD.get(key, key)
     return word if word in USER_GROUPS else None
 
 

@@ -23,7 +23,13 @@ def regenerate_run(run_dir: Path, tsne_points: int = 1000) -> Path:
     """Pictures again from the run's files (last checkpoint + stored config), then report.md."""
     import torch
 
-    from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, evaluation_split, load_checkpoint
+    from lepton_cli.builders.saved_model import (
+        build_classifier,
+        checkpoint_classes,
+        evaluation_split,
+        load_checkpoint,
+        local_config,
+    )
 
     directory = run_dir / "report"
     history_file = directory / "history.json"
@@ -41,7 +47,7 @@ def regenerate_run(run_dir: Path, tsne_points: int = 1000) -> Path:
         checkpoint = load_checkpoint(checkpoint_file)
         classes = checkpoint_classes(checkpoint)
         classifier, normalize = build_classifier(checkpoint)
-        config = checkpoint["lepton_config"]
+        config = local_config(checkpoint)
         splits = {}
         for domain in ("source", "target"):
             images, labels, alignment = evaluation_split(config, config.get(domain), classes, domain)

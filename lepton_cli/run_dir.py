@@ -8,10 +8,11 @@ with `resume=DIR`, and `resume=DIR` turns into the overrides the run was started
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from lepton_cli.checkpoints import last_checkpoint
+from lepton_cli.config import USER_WORD, override_value
+from lepton_cli.distributed import is_child_rank
 from lepton_cli.errors import LeptonError
 from lepton_cli.io import is_locked
 
@@ -37,14 +38,6 @@ def _value_of(args: list[str], key: str) -> str | None:
     return found
 
 
-def _as_override(key: str, path: Path) -> str:
-    """`key=PATH`, quoted for Hydra's parser when the path has spaces, quotes or other specials."""
-    text = str(path)
-    if re.fullmatch(r"[\w./-]+", text):
-        return f"{key}={text}"
-    return f"{key}='" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _key_of(arg: str) -> str:
     return arg.partition("=")[0].lstrip("+~")
 
@@ -60,23 +53,26 @@ def prepare_args(args: list[str], composed=None) -> list[str]:
       unwritable place, the file-system root) is what Hydra then writes to. `composed` is the
       config of these overrides with its `hydra` node, when the caller has it already.
     """
-    if any(arg.split("=")[0] in INSPECT_FLAGS for arg in args) or _is_child_rank():
+    if any(arg.split("=")[0] in INSPECT_FLAGS for arg in args):
         return args
+    child = is_child_rank()  # rank 0 checks and locks the directory; every rank gets the same command line
     resume = _value_of(args, "resume")
     if resume:
         run_dir = Path(resume).expanduser().resolve()
-        check_not_in_use(run_dir)
-        check_resumable(run_dir)
+        if not child:
+            check_not_in_use(run_dir)
+            check_resumable(run_dir)
         given = [a for a in args if _key_of(a) not in ("resume", "hydra.run.dir", "hydra.output_subdir")]
-        given_keys = {_key_of(a) for a in given}
-        saved = [a for a in saved_overrides(run_dir) if _key_of(a) not in ("resume", *given_keys)]
-        return [*saved, *given, _as_override("resume", run_dir), _as_override("hydra.run.dir", run_dir),
+        saved = saved_overrides(run_dir, given={_key_of(a) for a in given})
+        return [*saved, *given, f"resume={override_value(run_dir)}", f"hydra.run.dir={override_value(run_dir)}",
                 "hydra.output_subdir=null"]
+    if child:
+        return args
     run_dir = resolve_run_dir(args, composed)
     check_not_in_use(run_dir)
     check_writable(run_dir)
     check_run_dir(run_dir, resuming=False)
-    return [*(a for a in args if _key_of(a) != "hydra.run.dir"), _as_override("hydra.run.dir", run_dir)]
+    return [*(a for a in args if _key_of(a) != "hydra.run.dir"), f"hydra.run.dir={override_value(run_dir)}"]
 
 
 def run_dir_of(args: list[str]) -> Path | None:
@@ -133,21 +129,16 @@ def _unresolvable(error: Exception) -> LeptonError:
     return LeptonError(f"could not resolve hydra.run.dir: {first}; give a plain path, e.g. hydra.run.dir=runs/my_run")
 
 
-def _is_child_rank() -> bool:
-    """A rank other than 0 (started by Lightning's DDP launcher, torchrun or srun): rank 0 prepares
-    the run directory and holds its lock; the others share it."""
-    from lepton_cli.distributed import launcher_rank
-
-    return (int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
-            or launcher_rank() > 0)
+# Keys whose values are places on disk: taken from a run directory they would make Lepton read or
+# write where the directory's author chose, so a resume takes them from the command line only.
+PLACE_KEYS = ("root", "cache_dir", "download", "dirpath", "save_dir", "default_root_dir", "checkpoint", "path",
+              "test_path", "run")
 
 
-def saved_overrides(run_dir: Path) -> list[str]:
-    """The overrides a run was started with (`.hydra/overrides.yaml`), read as data: a shared run
-    directory is someone else's file, so only what Lepton's config knows is taken — choices of
-    Lepton's config groups among their options, and plain values for keys the config has — and
-    anything else (Hydra's own settings, `_target_`-like keys, interpolations, new keys outside
-    `trainer.`) is refused with one line, never passed to Hydra."""
+def saved_overrides(run_dir: Path, given: set[str] = frozenset()) -> list[str]:
+    """The overrides a run was started with (`.hydra/overrides.yaml`) that the command line does not
+    set again (`given` keys), read as data: a shared run directory is someone else's file, so only
+    what Lepton's config knows is taken (see `check_saved_overrides`), never passed to Hydra unchecked."""
     import yaml
 
     path = run_dir / ".hydra" / "overrides.yaml"
@@ -163,43 +154,52 @@ def saved_overrides(run_dir: Path) -> list[str]:
     if not isinstance(loaded, list) or not all(isinstance(item, str) for item in loaded):
         raise LeptonError(f"resume={run_dir}: {path} is not a list of overrides; restore it or start the run again "
                           "without resume=")
-    check_saved_overrides(loaded, f"resume={run_dir}: {path}")
-    return loaded
+    kept = [o for o in loaded if _key_of(o) not in ("resume", *given)]
+    check_saved_overrides(kept, f"resume={run_dir}: {path}")
+    return kept
 
 
 def check_saved_overrides(overrides: list[str], where: str) -> None:
+    """Only Lepton's own settings: choices among the options of Lepton's groups (at their own place,
+    no `@package` moves, no paths out of conf/), and plain values for keys Lepton's config has —
+    not Hydra's settings, `_target_`-like keys, interpolations, deletions, new keys outside
+    `trainer.`, a node set to null, or places on disk (`PLACE_KEYS`: give those on the command line)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
-    from lepton_cli.config import GROUP_ALIASES, USER_GROUPS, conf_dir, group_options
+    from lepton_cli.config import USER_GROUPS, conf_dir, group_options
 
-    def refuse(text: str, why: str) -> LeptonError:
+    def refuse(text: str, why: str, fix: str = "remove that line or start the run again without resume=") -> LeptonError:
         return LeptonError(f"{where} holds {text!r}, which {why}; Lepton takes only its own settings from a run "
-                           "directory: remove that line or start the run again without resume=")
+                           f"directory: {fix}")
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException:
         raise LeptonError(f"{where} holds overrides that cannot be read; restore it or start the run again "
                           "without resume=") from None
+    groups = {folder.name for folder in conf_dir().iterdir() if folder.is_dir()}
     choices, values = [], []
     for text, override in zip(overrides, parsed):
         key = override.key_or_group
-        spelled = f"{key}@{override.package}" if override.package else key  # source= arrives as dataset@source=
-        group = {alias: word for word, alias in GROUP_ALIASES.items()}.get(spelled, spelled)
         if key.startswith("hydra") or override.is_delete():
-            raise refuse(text, "changes Hydra itself")
-        if group in USER_GROUPS:
-            if override.value() not in group_options(group):
-                raise refuse(text, f"is not one of Lepton's {group} options")
+            raise refuse(text, "changes Hydra itself or deletes Lepton's settings")
+        if key in groups or "/" in key or override.package is not None:
+            spelled = f"{key}@{override.package}" if override.package is not None else key
+            group = USER_WORD.get(spelled, spelled)
+            if (override.package is not None and spelled not in USER_WORD) or group not in USER_GROUPS \
+                    or override.is_add() or override.value() not in group_options(group):
+                raise refuse(text, "is not one of Lepton's options for one of its groups")
             choices.append(text)
             continue
         if any(part.startswith("_") for part in key.split(".")):
             raise refuse(text, "would make Hydra build or call something")
         if not _is_plain(override.value()):
             raise refuse(text, "is not a plain value (an interpolation, a sweep or an object)")
+        if key.rsplit(".", 1)[-1] in PLACE_KEYS:
+            raise refuse(text, "names a place on disk", f"give {key}= again on the command line if you trust it")
         values.append((text, override))
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
@@ -209,9 +209,11 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
                               "resume=") from None
     for text, override in values:
         key = override.key_or_group
-        exists = OmegaConf.select(known, key, default="<missing>", throw_on_missing=False) != "<missing>"
-        if not exists and not (override.is_add() and key.startswith("trainer.") and key.count(".") == 1):
+        current = OmegaConf.select(known, key, default="<missing>", throw_on_missing=False)
+        if current == "<missing>" and not (override.is_add() and key.startswith("trainer.") and key.count(".") == 1):
             raise refuse(text, "sets a key Lepton's config does not have")
+        if isinstance(current, DictConfig) and override.value() is None:
+            raise refuse(text, "switches off a part of Lepton's config")
 
 
 def _is_plain(value) -> bool:

@@ -16,7 +16,6 @@ if __name__ == "__main__":  # Ctrl-C while the imports below run: nothing has st
 
 import contextlib
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from lepton_cli.config import conf_dir, rewrite_overrides
-from lepton_cli.distributed import launcher_overrides, launcher_rank
+from lepton_cli.distributed import is_child_rank, launcher_overrides
 from lepton_cli.errors import error_boundary
 from lepton_cli.overrides import check_overrides, split_flags
 from lepton_cli.run_dir import prepare_args, run_dir_of
@@ -136,8 +135,7 @@ def _lock_run_dir(run_dir: Path | None):
     torchrun start share it); printing the config (`--cfg`) or a sweep (`-m`) locks nothing."""
     from lepton_cli.io import directory_lock
 
-    child_rank = launcher_rank() > 0 or int(os.environ.get("LOCAL_RANK", "0")) > 0
-    if run_dir is None or child_rank:
+    if run_dir is None or is_child_rank():
         return contextlib.nullcontext()
     return directory_lock(run_dir, "run directory")
 

@@ -43,7 +43,7 @@ def tampered(checkpoint: dict, marker: Path, where: str) -> dict:
     elif where == "augment":
         config["augment"]["weak"] = exec_marker(marker)
     elif where == "target":
-        config["target"] = exec_marker(marker)
+        config["target"] = {**exec_marker(marker), "name": "digits"}
     elif where == "interpolation":
         config["target"]["name"] = "${oc.env:HOME}"
     return evil
@@ -107,6 +107,11 @@ def interrupted_run(tmp_path: Path, saved: list[str]) -> Path:
     "student.name=${oc.env:AWS_SECRET_ACCESS_KEY}",  # an interpolation (reads the environment; oc.decode builds nodes)
     "+data.evil=1",                                 # a key Lepton's config does not have
     "~callbacks.checkpoint",                        # deleting Lepton's own settings
+    "+method@_global_=../../../../tmp/evil",         # a group moved to another package, a file outside conf/
+    "method@_global_=dann",                         # an option of Lepton's, at the wrong place
+    "+logger@student=csv",                          # a logger as the student backbone
+    "callbacks.checkpoint=null",                    # switching off checkpoints
+    "callbacks.checkpoint.dirpath=/tmp/elsewhere",  # a place on disk chosen by the directory's author
 ])
 def test_resume_refuses_saved_overrides_that_are_not_lepton_settings(tmp_path, line):
     run_dir = interrupted_run(tmp_path, ["method=dann", line])
@@ -115,9 +120,30 @@ def test_resume_refuses_saved_overrides_that_are_not_lepton_settings(tmp_path, l
 
 
 def test_resume_keeps_plain_lepton_settings(tmp_path):
-    saved = ["method=dann", "dataset@source=mnist", "method.lr=0.05", "+trainer.max_steps=10", "data.root=/data/x"]
+    saved = ["method=dann", "dataset@source=mnist", "method.lr=0.05", "+trainer.max_steps=10"]
     run_dir = interrupted_run(tmp_path, saved)
     assert prepare_args([f"resume={run_dir}"])[:len(saved)] == saved
+
+
+def test_a_place_on_disk_is_taken_from_the_command_line_not_from_the_run_directory(tmp_path):
+    run_dir = interrupted_run(tmp_path, ["method=dann", "data.root=/somebody/else"])
+    with pytest.raises(LeptonError, match="names a place on disk.*give data.root= again on the command line"):
+        prepare_args([f"resume={run_dir}"])
+    args = prepare_args([f"resume={run_dir}", "data.root=/my/data"])
+    assert "data.root=/my/data" in args and "data.root=/somebody/else" not in args
+
+
+def test_a_yaml_file_outside_conf_never_reaches_hydra(tmp_path):
+    """The exploit the check closes: a group override at another package loads any YAML file."""
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(yaml.safe_dump({"callbacks": {"evil": {"_target_": "pathlib.Path.touch", "self": str(marker)}}}))
+    relative = Path("../" * 12 + str(evil.with_suffix("")).lstrip("/"))
+    run_dir = interrupted_run(tmp_path, [f"+method@_global_={relative}"])
+    done = subprocess.run([sys.executable, "-m", "lepton_cli.train", f"resume={run_dir}"], check=False,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Lepton's options" in done.stderr, done.stderr[-2000:]
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("content", ["{not: [valid", "just a string", "- 1\n- 2\n"])
@@ -180,3 +206,32 @@ def test_the_default_run_directory_is_pinned_before_hydra_runs(tmp_path, monkeyp
     pinned = Path(args[-1].removeprefix("hydra.run.dir="))
     assert args[-1].startswith("hydra.run.dir=") and pinned.is_absolute()
     assert pinned.parent == tmp_path / "runs" and pinned.name.endswith("synth_digits_to_digits_dann")
+
+
+def test_arguments_a_class_does_not_declare_are_refused(finished_run, tmp_path, capsys):
+    """timm's create_model takes **kwargs such as checkpoint_path (a file it would load)."""
+    from lepton_cli.evaluate import main as eval_main
+
+    checkpoint = torch.load(finished_run / "checkpoints" / "last.ckpt", weights_only=True)
+    evil = copy.deepcopy(checkpoint)
+    evil["lepton_config"]["student"] = {"_target_": "lepton_cli.models.backbones.timm_backbone", "name": "resnet18",
+                                        "checkpoint_path": str(tmp_path / "other.ckpt")}
+    torch.save(evil, tmp_path / "evil.ckpt")
+    assert eval_main([f"checkpoint={tmp_path / 'evil.ckpt'}"]) == 2
+    assert "does not declare" in capsys.readouterr().err
+
+
+def test_eval_reads_and_writes_data_where_this_machine_says(finished_run, tmp_path, monkeypatch):
+    """The stored data.root / cache_dir / download are the author's; eval uses this machine's."""
+    from lepton_cli.evaluate import evaluate
+
+    checkpoint = torch.load(finished_run / "checkpoints" / "last.ckpt", weights_only=True)
+    elsewhere = tmp_path / "authors_choice"
+    checkpoint["lepton_config"]["data"].update(root=str(elsewhere), cache_dir=str(elsewhere), download=True)
+    checkpoint["lepton_config"]["target"]["name"] = "../../escape"
+    torch.save(checkpoint, tmp_path / "moved.ckpt")
+    monkeypatch.setenv("LEPTON_CACHE", str(tmp_path / "my_cache"))
+    evaluate(str(tmp_path / "moved.ckpt"), output_dir=str(tmp_path / "out"), quiet=True)
+    assert not elsewhere.exists()
+    cached = [p.relative_to(tmp_path / "my_cache") for p in (tmp_path / "my_cache").rglob("*.npz")]
+    assert cached and all(len(p.parts) == 1 for p in cached)  # inside the cache folder, whatever the name

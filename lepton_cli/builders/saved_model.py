@@ -20,6 +20,11 @@ from lepton_cli.errors import LeptonError
 from lepton_cli.io import safe_torch_load
 
 PLAIN = (str, int, float, bool, type(None))
+# Keyword arguments a factory passes on (`**kwargs`) that a stored config may set: plain numbers for timm.
+EXTRA_ARGUMENTS = {"lepton_cli.models.backbones.timm_backbone": {"drop_rate", "drop_path_rate"}}
+# Where the data lives on this machine: taken from this machine's config, never from a checkpoint
+# (whose author chose where `lepton eval` would read, download and write caches).
+LOCAL_DATA_KEYS = ("root", "cache_dir", "download")
 
 
 @functools.cache
@@ -79,8 +84,31 @@ def build_saved(node: Any, group: str, where: str, **fixed: Any) -> Any:
                           "from untrusted sources")
     arguments = {key: value for key, value in node.items() if key != "_target_"}
     check_plain(arguments, where)
-    arguments.update({key: value for key, value in fixed.items() if key in arguments})
-    return get_object(target)(**arguments)
+    factory = get_object(target)
+    # Only the parameters the class or function names itself: nothing reaches a `**kwargs` that is
+    # handed on to a third party (timm's create_model would load a `checkpoint_path` it is given).
+    unknown = sorted(set(arguments) - declared_parameters(factory) - EXTRA_ARGUMENTS.get(target, set()))
+    if unknown:
+        raise LeptonError(f"refused the checkpoint's config: {where} has arguments {unknown} that {target} does not "
+                          "declare; use a checkpoint written by lepton train")
+    parameters = declared_parameters(factory)
+    arguments.update({key: value for key, value in fixed.items() if key in parameters})
+    return factory(**arguments)
+
+
+def declared_parameters(factory: Any) -> set[str]:
+    """The named parameters of a function, or of a class's `__init__` and, while it passes
+    `**kwargs` on, its bases' (a data set's `name`, `rename_classes`, `cache` come from `Domain`)."""
+    import inspect
+
+    functions = [factory] if not inspect.isclass(factory) else [c.__init__ for c in factory.__mro__ if "__init__" in vars(c)]
+    names: set[str] = set()
+    for function in functions:
+        parameters = list(inspect.signature(function).parameters.values())
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -93,7 +121,21 @@ def load_checkpoint(path: str | Path) -> dict:
         raise LeptonError(f"{Path(path).expanduser()} has a lepton_config that is not a mapping; "
                           "evaluate a checkpoint written by lepton train")
     _check_no_interpolations(checkpoint["lepton_config"], "lepton_config")
+    _check_shape(checkpoint["lepton_config"], Path(path).expanduser())
     return checkpoint
+
+
+def _check_shape(config: dict, path: Path) -> None:
+    """The parts of a stored config that eval and report read, with the types they read them as."""
+    expected = {"data": dict, "student": dict, "source": dict, "target": dict, "method": dict}
+    problems = [key for key, kind in expected.items() if not isinstance(config.get(key), kind)]
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    problems += [f"data.{key}" for key in ("image_size", "channels") if not isinstance(data.get(key), int)]
+    problems += [f"{domain}.name" for domain in ("source", "target")
+                 if not isinstance((config.get(domain) or {}).get("name") if isinstance(config.get(domain), dict) else None, str)]
+    if problems:
+        raise LeptonError(f"{path} has a lepton_config without {', '.join(problems[:3])} (or of another type); "
+                          "it was not written by this Lepton: evaluate a checkpoint written by lepton train")
 
 
 def _check_no_interpolations(node: Any, where: str) -> None:
@@ -108,6 +150,26 @@ def _check_no_interpolations(node: Any, where: str) -> None:
     elif isinstance(node, str) and "${" in node:
         raise LeptonError(f"refused the checkpoint's config: {where} holds an interpolation ({node[:60]!r}); "
                           "lepton train stores resolved values, so this file was not written by it")
+
+
+def local_config(checkpoint: dict) -> dict:
+    """The checkpoint's config with this machine's data places (`LOCAL_DATA_KEYS` of the default
+    config: `$LEPTON_DATA`, `$LEPTON_CACHE`, no download) instead of the ones stored in it."""
+    import copy
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lepton_cli.config import conf_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        defaults = compose("config")
+    here = {key: OmegaConf.select(defaults, f"data.{key}") for key in LOCAL_DATA_KEYS}
+    config = copy.deepcopy(checkpoint["lepton_config"])
+    if not isinstance(config.get("data"), dict):
+        raise LeptonError("the checkpoint's config has no data settings; use a checkpoint written by lepton train")
+    config["data"].update(here)
+    return config
 
 
 def checkpoint_classes(checkpoint: dict) -> list[str]:

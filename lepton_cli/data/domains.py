@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,7 +81,9 @@ class Domain:
         if self.reads_files:  # another data.root holds other files: never reuse their decoding
             key["root"] = str(root.resolve())
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-        return cache_dir / f"{self.name}-{split}-{digest}.npz"
+        # The name may come from a shared config: as a file name it never leaves the cache folder.
+        safe_name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.name).lstrip(".") or "data"
+        return cache_dir / f"{safe_name}-{split}-{digest}.npz"
 
     def _decode(self, split: str, root: Path, download: bool) -> ImageArrays:
         raise NotImplementedError

@@ -29,11 +29,11 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lepton_cli.config import GROUP_ALIASES
+from lepton_cli.config import USER_WORD
 from lepton_cli.errors import LeptonError
 from lepton_cli.io import write_atomically, write_buffer_atomically, write_text_atomically
 
-DISPLAY_KEY = {alias: word for word, alias in GROUP_ALIASES.items()}
+DISPLAY_KEY = USER_WORD
 ORACLE = "oracle (uses target labels)"
 DEFAULT_RANKING = "selection"
 # metrics.json keys whose values come from target labels (selection/target/* is the validator's pick, scored on them)

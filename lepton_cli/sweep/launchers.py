@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from lepton_cli.config import override_value
 from lepton_cli.reporting.leaderboard import ranking
 from lepton_cli.sweep.options import Options
 from lepton_cli.sweep.records import Job, read_result, save_record
@@ -116,17 +117,9 @@ def child_environment(keep_slurm: bool = False) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in dropped}
 
 
-def _override_value(path: Path) -> str:
-    """`path` as the value of a Hydra override: as is when Hydra's grammar reads it so, else quoted."""
-    text = str(path)
-    if re.fullmatch(r"[A-Za-z0-9_./-]+", text):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def train_command(job: Job) -> list[str]:
     assert job.run_dir is not None
-    return [sys.executable, "-m", "lepton_cli.train", *job.overrides, f"hydra.run.dir={_override_value(job.run_dir.resolve())}"]
+    return [sys.executable, "-m", "lepton_cli.train", *job.overrides, f"hydra.run.dir={override_value(job.run_dir.resolve())}"]
 
 
 def _die_with_parent(own_group: bool) -> Callable[[], None]:
