@@ -123,12 +123,21 @@ _NUMPY_GLOBALS = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("_codecs", "encode"),  # how Python 2 pickles (CIFAR-10's) carry bytes
 }
+
+
+def _latin1_encode(text: str, encoding: str = "latin1", errors: str = "strict") -> bytes:
+    """How Python 2 pickles (CIFAR-10's) carry bytes: `_codecs.encode(text, "latin1")`. Only that
+    codec: others (zlib, bz2) would let a small file decompress into all the memory there is."""
+    if encoding.lower().replace("-", "") != "latin1":
+        raise pickle.UnpicklingError(f"global '_codecs.encode' with codec {encoding!r} is not allowed")
+    return text.encode("latin1", errors)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
         if (module, name) in _NUMPY_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")

@@ -53,6 +53,8 @@ def prepare_args(args: list[str], composed=None) -> list[str]:
       unwritable place, the file-system root) is what Hydra then writes to. `composed` is the
       config of these overrides with its `hydra` node, when the caller has it already.
     """
+    if any(arg in ("-m", "--multirun") for arg in args):
+        check_multirun_dir(args)
     if any(arg.split("=")[0] in INSPECT_FLAGS for arg in args):
         return args
     child = is_child_rank()  # rank 0 checks and locks the directory; every rank gets the same command line
@@ -73,6 +75,19 @@ def prepare_args(args: list[str], composed=None) -> list[str]:
     check_writable(run_dir)
     check_run_dir(run_dir, resuming=False)
     return [*(a for a in args if _key_of(a) != "hydra.run.dir"), f"hydra.run.dir={override_value(run_dir)}"]
+
+
+def check_multirun_dir(args: list[str]) -> None:
+    """`lepton train -m` writes each job's `.hydra/` before a job could refuse a finished run: an
+    explicit sweep directory that holds runs already is refused up front (`lepton sweep --dir`
+    resumes sweeps, locks them and skips finished runs)."""
+    value = _value_of(args, "hydra.sweep.dir")
+    if not value or "${" in value:
+        return
+    sweep_dir = Path(os.path.realpath(Path(value).expanduser()))
+    if sweep_dir.is_dir() and next(sweep_dir.rglob("metrics.json"), None) is not None:
+        raise LeptonError(f"hydra.sweep.dir={value} already holds finished runs; choose a new directory, or resume the "
+                          f"sweep with `lepton sweep --dir {sweep_dir} ...` (nothing was overwritten)")
 
 
 def run_dir_of(args: list[str]) -> Path | None:

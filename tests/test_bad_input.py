@@ -327,3 +327,11 @@ def test_eval_of_something_that_is_not_a_checkpoint(capsys, monkeypatch, tmp_pat
         path.write_bytes(b"\x00not a zip file at all")
     line = one_line_error(capsys, monkeypatch, f"checkpoint={path}", command="eval")
     assert "checkpoint" in line
+
+
+@pytest.mark.parametrize("monitor", ["target/acc", "oracle/target/acc", "selection/target/f1_macro"])
+def test_a_callback_may_not_choose_by_target_labels(capsys, monkeypatch, tmp_path, monitor):
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(capsys, monkeypatch, *FAST, f"callbacks.checkpoint.monitor={monitor}")
+    assert "would choose by target test labels" in line and "selection=oracle" in line
+    assert list(tmp_path.iterdir()) == []

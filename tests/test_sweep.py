@@ -19,10 +19,11 @@ from lepton_cli.reporting.leaderboard import build_leaderboard, write_leaderboar
 from lepton_cli.sweep import cli as sweep_cli
 from lepton_cli.sweep import launchers, main, plan, records
 from lepton_cli.sweep.options import Options
+from lepton_cli.sweep.session import Sweep
 from tests.conftest import TINY
 from tests.helpers.cli import assert_one_line_error, run_cli
 from tests.helpers.fake_train import fake_metrics
-from tests.helpers.sweep_fakes import fake_run, read_csv
+from tests.helpers.sweep_fakes import fake_run, read_csv, use_fake_training
 
 JOB = ["trainer=debug", *TINY]
 
@@ -116,7 +117,58 @@ def test_resume_skips_finished_runs_and_moves_failed_ones_aside(tmp_path):
 
 def test_nan_metrics_count_as_not_finished(tmp_path):
     run_dir = _fake_run(tmp_path, ["seed=0"], math.nan)
-    assert records.read_result(run_dir, "target/acc") is None
+    assert records.read_result(run_dir) is None
+
+
+def test_a_run_without_the_ranking_key_is_finished_and_never_moved(tmp_path):
+    jobs = [["method.lr=0.01"], ["method.lr=0.02"]]
+    no_validation = {"target/acc": 0.6, "source/acc": 0.9}  # no selection/* keys: validation was off
+    run_dirs = [fake_run(tmp_path, job, no_validation) for job in jobs]
+    for rank_by in ("selection", "source/accc", "-oracle"):
+        to_run, done = records.plan_runs(jobs, ["method.lr"], tmp_path, Options(rank_by=rank_by))
+        assert not to_run and [job.run_dir for job in done] == run_dirs and {job.record["status"] for job in done} == {"ok"}
+    assert not list(tmp_path.glob("*.old-*"))
+    fake_run(tmp_path, ["method.lr=0.03"], {"target/acc": math.nan, "selection/rank_score": 1.0})  # no finite target/acc
+    to_run, _ = records.plan_runs([["method.lr=0.03"]], ["method.lr"], tmp_path, Options())
+    assert len(to_run) == 1 and len(list(tmp_path.glob("*.old-*"))) == 1
+
+
+def test_jobs_with_one_config_digest_are_one_run(tmp_path, capsys):
+    jobs = [["seed=0"], ["seed=0"], ["method=source_only", "seed=0"], ["seed=1"]]  # source_only is the default method
+    planned = {}
+    to_run, done = records.plan_runs(jobs, ["seed"], tmp_path, Options(), planned=planned)
+    assert [job.overrides for job in to_run] == [["seed=0"], ["seed=1"]] and not done
+    assert planned[("method=source_only", "seed=0")] is planned[("seed=0",)] is to_run[0]
+    out = capsys.readouterr().out
+    assert out.count("is planned already") == 2 and "the same config as seed=0" in out
+    # a later call sharing `planned` (the next Optuna batch) does not plan them again
+    assert records.plan_runs([["seed=1"]], ["seed"], tmp_path, Options(), planned=planned) == ([], [])
+
+
+def test_grid_with_a_repeated_seed_runs_it_once(tmp_path, monkeypatch, capsys):
+    use_fake_training(monkeypatch)
+    assert main(["method.lr=0.01", "seed=0,0", "--jobs", "2", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 runs (1 configurations)" in out and "1 to run" in out and "seed=0 is planned already; it runs once" in out
+    assert len(run_dirs(tmp_path)) == 1
+    (row,) = read_csv(tmp_path / "leaderboard.csv")
+    assert row["n"] == "1"
+
+
+def test_a_null_wall_time_in_sweep_json_falls_back_to_metrics_and_prints_a_dash(tmp_path, capsys):
+    # SLURM killed the job after its metrics.json was written: the login node wrote wall_time_s null
+    timed = fake_run(tmp_path, ["seed=0"], fake_metrics({}))
+    untimed = fake_run(tmp_path, ["seed=1"], {key: value for key, value in fake_metrics({}).items() if key != "wall_time_s"})
+    for run_dir in (timed, untimed):
+        (run_dir / "sweep.json").write_text(json.dumps({"status": "failed", "wall_time_s": None, "returncode": None}))
+    _, done = records.plan_runs([["seed=0"], ["seed=1"]], ["seed"], tmp_path, Options())
+    assert [job.record["wall_time_s"] for job in done] == [fake_metrics({})["wall_time_s"], None]
+    sweep = Sweep(Options(), ["seed"], tmp_path)
+    sweep.jobs = done
+    for job in done:
+        sweep.report(job, 2)
+    out = capsys.readouterr().out
+    assert "[1/2] done    seed=0: selection/score 0.0100 (0 s)" in out and "[2/2] done    seed=1: selection/score 0.0100 (–)" in out
 
 
 def test_leaderboard_groups_seeds_with_sample_std(tmp_path):

@@ -95,3 +95,41 @@ def test_optuna_maximises_the_selection_score_by_default(tmp_path, monkeypatch, 
     tried = [float(row["method.lr"]) for row in read_csv(tmp_path / "leaderboard.csv")]
     assert len(tried) == 3 and float(best[1]) == min(tried)  # the validator's favourite, the labels' least favourite
     assert float(best[2]) == pytest.approx(-min(tried), abs=1e-4)
+
+
+def test_a_ranking_key_no_run_has_is_one_warning_not_a_failure(tmp_path, monkeypatch, capsys):
+    use_fake_training(monkeypatch)
+    args = ["method.lr=0.01,0.02", "--rank", "source/accc", "--dir", str(tmp_path)]  # a typo of source/acc
+    assert main(args) == 0  # the runs finished: none failed
+    captured = capsys.readouterr()
+    assert "2 of 2 runs finished, 0 failed" in captured.out
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert warnings == ["lepton sweep: warning: 2 of 2 finished run(s) have no finite source/accc in metrics.json "
+                        "(no run has it: did you mean --rank source/acc?); they show – and rank last"]
+    assert "| – |" in (tmp_path / "leaderboard.md").read_text()
+    assert {row["source_accc_mean"] for row in read_csv(tmp_path / "leaderboard.csv")} == {""}
+    assert main(args) == 0  # rerun: nothing moved aside, nothing trained again
+    assert "0 to run, 2 already done" in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.old-*"))
+
+
+def test_optuna_says_oracle_when_the_runs_choose_selection_oracle(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("optuna")
+    use_fake_training(monkeypatch)
+    assert main(["--optuna", "2", "selection=oracle", "method.lr=interval(0.001,0.1)", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"maximising {ORACLE}: unsupervised selection score" in out
+    assert re.search(r"best trial: .* → selection/rank_score -?[0-9.]+ \(oracle \(uses target labels\)\)", out), out
+
+
+def test_optuna_trials_that_ask_the_same_values_share_one_run(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("optuna")
+    use_fake_training(monkeypatch)
+    # three trials at once over two values: two of them ask the same, which must not run twice in one directory
+    assert main(["--optuna", "3", "--jobs", "3", "method.lr=0.01,0.02", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "is planned already; it runs once" in out
+    table = read_csv(tmp_path / "leaderboard.csv")
+    run_dirs = [path for path in tmp_path.iterdir() if path.is_dir()]
+    assert len(run_dirs) == len(table) == sum(int(row["n"]) for row in table) < 3
+    assert "best trial:" in out  # every trial got its value

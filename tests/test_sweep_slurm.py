@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import stat
 import sys
 import time
 from pathlib import Path
@@ -23,7 +25,8 @@ from lepton_cli.sweep import slurm as slurm_launcher
 from lepton_cli.sweep.cli import main
 from tests.conftest import TINY
 from tests.helpers import fake_slurm
-from tests.helpers.sweep_fakes import read_csv
+from tests.helpers.fake_train import fake_metrics
+from tests.helpers.sweep_fakes import fake_launch_task, read_csv
 
 JOB = ["trainer=debug", *TINY]
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.fast_dev_run=true", *TINY]
@@ -150,6 +153,41 @@ def test_a_job_slurm_ends_without_a_result_is_marked_failed(slurm, monkeypatch, 
     assert "FAILED" in capsys.readouterr().out
     (row,) = read_csv(sweep_dir / "leaderboard.csv")
     assert row["failed"] == "1" and "ended without a result (FAILED)" in row["error"]
+
+
+class _RunsCode:
+    """A pickle that runs code when it is loaded: it creates `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_the_login_node_unpickles_no_result_and_reads_the_run_from_its_json(slurm, monkeypatch, capsys, tmp_path):
+    import submitit
+
+    sweep_dir, marker = tmp_path / "sweep", tmp_path / "code-ran"
+    monkeypatch.setattr(slurm_launcher, "launch_task", fake_launch_task)  # fake_train.py: no real training
+    done = submitit.SlurmJob.done
+
+    def done_then_tampered(job, *args, **kwargs):  # someone who can write to the sweep directory swaps the result
+        finished = done(job, *args, **kwargs)
+        if finished:
+            for path in {job.paths.result_pickle, *(sweep_dir / ".submitit").rglob("*_result.pkl")}:
+                path.write_bytes(pickle.dumps(("success", _RunsCode(marker))))
+        return finished
+
+    monkeypatch.setattr(submitit.SlurmJob, "done", done_then_tampered)
+    assert main(["--launcher", "slurm", "trainer=debug", "method.lr=0.02", "--dir", str(sweep_dir)]) == 0
+    assert "1 of 1 runs finished" in capsys.readouterr().out
+    assert list((sweep_dir / ".submitit").rglob("*_result.pkl"))  # the malicious pickle was there to read...
+    assert not marker.exists()  # ...and nobody read it
+    assert stat.S_IMODE((sweep_dir / ".submitit").stat().st_mode) == 0o700
+    (row,) = read_csv(sweep_dir / "leaderboard.csv")  # the run's record, from its sweep.json and metrics.json
+    assert row["n"] == "1" and row["failed"] == "0"
+    assert float(row["target_acc_mean"]) == pytest.approx(fake_metrics({"method.lr": "0.02"})["target/acc"])
 
 
 def test_child_environment_keeps_slurm_task_variables_for_slurm_tasks_only(monkeypatch):

@@ -235,3 +235,11 @@ def test_eval_reads_and_writes_data_where_this_machine_says(finished_run, tmp_pa
     assert not elsewhere.exists()
     cached = [p.relative_to(tmp_path / "my_cache") for p in (tmp_path / "my_cache").rglob("*.npz")]
     assert cached and all(len(p.parts) == 1 for p in cached)  # inside the cache folder, whatever the name
+
+
+def test_a_multirun_into_a_sweep_directory_with_finished_runs_is_refused(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    (sweep_dir / "0").mkdir(parents=True)
+    (sweep_dir / "0" / "metrics.json").write_text("{}")
+    with pytest.raises(LeptonError, match="already holds finished runs.*lepton sweep --dir"):
+        prepare_args(["-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"])

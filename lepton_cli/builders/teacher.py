@@ -171,7 +171,7 @@ def source_trained_classifier(cfg: DictConfig, datamodule, backbone_cfg: DictCon
 def read_cache(path: Path, key: dict, classifier: Classifier) -> bool:
     """Load a cached teacher; a file that is unreadable or belongs to other settings is not trusted."""
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = safe_torch_load(path, "teacher cache")
         if saved["key"] != json.dumps(key, sort_keys=True, default=str):
             raise ValueError("it was written for other settings")
         classifier.load_state_dict(saved["state_dict"])

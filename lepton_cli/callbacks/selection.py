@@ -142,7 +142,7 @@ class ReportCallback(pl.Callback):
         if trainer.sanity_checking:
             return
         entry = self.history.setdefault(trainer.current_epoch, {"epoch": trainer.current_epoch})
-        for key in ("target/acc", "source/acc", "source_val/acc", "selection/score"):
+        for key in ("oracle/target/acc", "source/acc", "source_val/acc", "selection/score"):
             if key in trainer.callback_metrics:
                 entry[key] = float(trainer.callback_metrics[key])
 

@@ -193,11 +193,6 @@ class DomainAdaptationData(pl.LightningDataModule):
         return tuple(names)
 
     @property
-    def eval_domains(self) -> tuple[str, ...]:
-        """The validation splits (the model-selection callback checks its validator against them)."""
-        return self.val_splits
-
-    @property
     def test_sizes(self) -> dict[str, int]:
         """Images in each test split, by name: what each final number rests on."""
         self.setup()

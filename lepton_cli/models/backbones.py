@@ -93,7 +93,8 @@ def timm_backbone(name: str, pretrained: bool = False, in_chans: int = 3, checkp
             raise LeptonError(f"could not fetch pretrained weights for {name} ({type(error).__name__}: "
                               f"{str(error).splitlines()[0][:120] if str(error) else 'no network'}); connect to the internet "
                               "once so timm can cache them, or set pretrained=false") from None
-        raise
+        raise LeptonError(f"timm could not build {name!r} ({type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}); "
+                          "check the model name and its arguments (timm.list_models() names them)") from None
     model.is_pretrained = bool(pretrained or checkpoint)
     if checkpoint:
         load_backbone_weights(model, checkpoint)

@@ -13,7 +13,7 @@ each saying which selection produced it (docs/protocol.md): the validator's scor
 accuracy and macro F1 of the last epoch's weights ("last weights"), the target accuracy of the epoch
 the validator picked ("validator's pick: selection=NAME") and of the epoch the target labels pick
 ("oracle pick, uses target labels"), source accuracy and wall time. Written as `leaderboard.csv` (raw fractions),
-`leaderboard.md` and `leaderboard.png` (percentages), and printed as a rich table.
+`leaderboard.md` and `leaderboard.png` (percentages; drawn by leaderboard_chart.py), and printed as a rich table.
 
 A run record is a dict: `overrides` (list of `key=value`), `group` (the overrides minus `seed`,
 hashable), `status` ("ok", "failed", "busy": running in another process, or "pending"), `metrics`
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lepton_cli.config import USER_WORD
 from lepton_cli.errors import LeptonError
-from lepton_cli.io import write_atomically, write_buffer_atomically, write_text_atomically
+from lepton_cli.io import write_atomically, write_text_atomically
 
 DISPLAY_KEY = USER_WORD
 ORACLE = "oracle (uses target labels)"
@@ -62,14 +62,16 @@ class Ranking:
     def uses_target_labels(self) -> bool:
         return self.key.startswith(TARGET_LABEL_KEYS)
 
-    def label(self, rows: list[Row] = ()) -> str:
-        """How the leaderboard names this ranking, "oracle (uses target labels): ..." when it does."""
+    def label(self, rows: list[Row] = (), oracle_validator: bool = False) -> str:
+        """How the leaderboard names this ranking, "oracle (uses target labels): ..." when it does: a key
+        on target labels, a validator that read them (as the rows' metrics say, or `oracle_validator`:
+        the runs' overrides choose selection=oracle, before any run has finished)."""
         if self.key == "selection/rank_score":
             validators = sorted({v for row in rows for v in row.validators})
             text = f"unsupervised selection score ({', '.join(validators) or 'the selection= validator'})"
         else:
             text = self.key + (", lowest first" if self.sign < 0 else "")
-        oracle = self.uses_target_labels or any(row.validator_uses_target_labels for row in rows)
+        oracle = self.uses_target_labels or oracle_validator or any(row.validator_uses_target_labels for row in rows)
         return f"{ORACLE}: {text}" if oracle else text
 
 
@@ -170,7 +172,7 @@ def build_leaderboard(records: list[dict], varying_keys: list[str], rank_by: str
     return sorted(rows.values(), key=order)
 
 
-def _percent(key: str) -> bool:
+def is_percent(key: str) -> bool:
     return key.endswith(("/acc", "/f1_macro", "/recall_macro"))
 
 
@@ -178,14 +180,14 @@ def _format(row: Row, key: str, with_std: bool = True) -> str:
     mean, std = row.mean(key), row.std(key)
     if math.isnan(mean):
         return "–"
-    scale, digits = (100.0, 2) if _percent(key) else (1.0, 4)
+    scale, digits = (100.0, 2) if is_percent(key) else (1.0, 4)
     text = f"{scale * mean:.{digits}f}"
     if with_std:
         text += " ± " + ("–" if math.isnan(std) else f"{scale * std:.{digits}f}")
     return text
 
 
-def _label(key: str, rows: list[Row]) -> str:
+def column_label(key: str, rows: list[Row]) -> str:
     """Column headers say which selection produced each number (docs/protocol.md, rule 4)."""
     validators = sorted({v for row in rows for v in row.validators})
     if key == "selection/score":
@@ -208,7 +210,7 @@ def table_cells(rows: list[Row], rank_by: str | Ranking = DEFAULT_RANKING) -> tu
     """Header and formatted cells shared by the markdown and terminal tables."""
     keys = list(rows[0].settings) if rows else []
     metric_keys = [k for k in _metric_keys(ranking(rank_by)) if k != "source/acc"]
-    header = [*(keys or ["config"]), *(_label(k, rows) for k in metric_keys), "n", "source acc %",
+    header = [*(keys or ["config"]), *(column_label(k, rows) for k in metric_keys), "n", "source acc %",
               "wall time / run", "runs", "error"]
     body = []
     for row in rows:
@@ -259,39 +261,12 @@ def write_markdown(rows: list[Row], path: Path, rank_by: str | Ranking = DEFAULT
                                  line(header), line(["---"] * len(header)), *(line(cells) for cells in body)])
 
 
-def write_bar_chart(rows: list[Row], path: Path, rank_by: str | Ranking = DEFAULT_RANKING) -> None:
-    """Horizontal bars of the ranked column (mean, with the sample std as error bar), best on top."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rank = ranking(rank_by)
-    metric = rank.display_key
-    finished = [r for r in rows if not math.isnan(r.mean(metric))]
-    scale = 100.0 if _percent(metric) else 1.0
-    labels = [" ".join(f"{k}={v}" for k, v in r.settings.items()) or "(all)" for r in finished]
-    figure, axes = plt.subplots(figsize=(8, 1.2 + 0.4 * max(len(finished), 1)))
-    if finished:
-        means = [scale * r.mean(metric) for r in finished]
-        errors = [0.0 if math.isnan(r.std(metric)) else scale * r.std(metric) for r in finished]
-        axes.barh(range(len(finished)), means, xerr=errors, color="tab:blue", capsize=3)
-        axes.set_yticks(range(len(finished)), labels)
-        axes.invert_yaxis()
-    else:
-        axes.text(0.5, 0.5, "no finished runs yet", ha="center", va="center", transform=axes.transAxes)
-        axes.set_yticks([])
-    axes.set_xlabel(_label(metric, rows) + " (mean ± std over seeds)")
-    axes.set_title(f"ranked by {rank.label(rows)}", fontsize=9)
-    figure.tight_layout()
-    write_buffer_atomically(path, lambda buffer: figure.savefig(buffer, format="png", dpi=100))
-    plt.close(figure)
-
-
 def write_leaderboard(rows: list[Row], directory: Path, rank_by: str | Ranking = DEFAULT_RANKING, chart: bool = True) -> None:
     write_csv(rows, directory / "leaderboard.csv", rank_by)
     write_markdown(rows, directory / "leaderboard.md", rank_by)
     if chart:
+        from lepton_cli.reporting.leaderboard_chart import write_bar_chart  # it draws with what this module defines
+
         write_bar_chart(rows, directory / "leaderboard.png", rank_by)
 
 

@@ -43,7 +43,8 @@ def learning_curves(history: list[dict], path: Path) -> None:
         points = [(e["epoch"], e[key]) for e in history if key in e]
         losses.plot(*zip(*points), marker="o", label=key.removeprefix("train/"))
     losses.set(title="training losses (mean per epoch)", xlabel="epoch", ylabel="loss")
-    labels = {"target/acc": "target test acc", "source/acc": "source test acc", "source_val/acc": "source val acc"}
+    labels = {"oracle/target/acc": "target test acc (oracle: uses target labels)", "target/acc": "target test acc",
+              "source/acc": "source test acc", "source_val/acc": "source val acc"}
     for key, label in labels.items():
         points = [(e["epoch"], e[key]) for e in history if key in e]
         if points:

@@ -13,11 +13,26 @@ from omegaconf import MISSING
 
 from lepton_cli.errors import LeptonError
 from lepton_cli.schema.methods import METHOD_SCHEMAS, MethodSettings
-from lepton_cli.schema.rules import _check_fields
+from lepton_cli.schema.rules import check_fields
 from lepton_cli.schema.settings import LeptonConfig
 
 MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take (one path component)
 GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+# What a callback may watch to choose or stop: never target test labels, unless the run's own
+# selection is the oracle (which every output labels "uses target labels").
+LABELLED_PREFIXES = ("target/", "oracle/", "selection/target/")
+
+
+def _check_no_label_steering(values: dict) -> None:
+    uses_labels = str((values.get("selection") or {}).get("name", "")).startswith("oracle")
+    for name, callback in (values.get("callbacks") or {}).items():
+        monitor = callback.get("monitor") if isinstance(callback, dict) else None
+        if isinstance(monitor, str) and monitor.startswith(LABELLED_PREFIXES) and not uses_labels:
+            raise LeptonError(f"callbacks.{name}.monitor={monitor} would choose by target test labels; monitor "
+                              "selection/score (the selection= validator), or use selection=oracle, which every "
+                              "output labels as using target labels")
 
 
 def validate(cfg: Any, *, on_this_machine: bool = True) -> None:
@@ -37,10 +52,11 @@ def validate(cfg: Any, *, on_this_machine: bool = True) -> None:
     if missing:
         raise LeptonError(f"{missing} has no value (???); set {missing}=VALUE")
     # The method's keys are checked by its option's class, not the root's MethodSettings.
-    _check_fields(LeptonConfig, {key: item for key, item in values.items() if key != "method"}, "")
+    check_fields(LeptonConfig, {key: item for key, item in values.items() if key != "method"}, "")
     method = values.get("method") or {}
-    _check_fields(METHOD_SCHEMAS.get(str(method.get("name")), MethodSettings), method, "method.")
+    check_fields(METHOD_SCHEMAS.get(str(method.get("name")), MethodSettings), method, "method.")
     _check_trainer(values.get("trainer") or {})
+    _check_no_label_steering(values)
     if on_this_machine:
         _check_accelerator(values.get("trainer") or {})
         for role in ("student", "teacher"):

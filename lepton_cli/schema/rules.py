@@ -69,7 +69,7 @@ class Choice:
 Rule = Range | Choice
 
 
-def _check_fields(schema: type, values: Any, prefix: str) -> None:
+def check_fields(schema: type, values: Any, prefix: str) -> None:
     """Each field's rule (its `Annotated` metadata) against its value; nested schemas and
     `WHEN_PRESENT` keys too."""
     if not isinstance(values, dict):
@@ -78,13 +78,13 @@ def _check_fields(schema: type, values: Any, prefix: str) -> None:
     for spec in dataclasses.fields(schema):
         for rule in getattr(hints[spec.name], "__metadata__", ()):
             if isinstance(rule, type):  # a schema class: an untyped node checked like one
-                _check_fields(rule, values.get(spec.name), f"{prefix}{spec.name}.")
+                check_fields(rule, values.get(spec.name), f"{prefix}{spec.name}.")
                 continue
             message = rule.error(prefix + spec.name, values.get(spec.name))
             if message:
                 raise LeptonError(message)
         if dataclasses.is_dataclass(spec.default_factory):
-            _check_fields(spec.default_factory, values.get(spec.name), f"{prefix}{spec.name}.")
+            check_fields(spec.default_factory, values.get(spec.name), f"{prefix}{spec.name}.")
     for key, rule in getattr(schema, "WHEN_PRESENT", {}).items():
         message = rule.error(prefix + key, values[key]) if key in values else None
         if message:

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lepton_cli.config import override_value
-from lepton_cli.reporting.leaderboard import ranking
 from lepton_cli.sweep.options import Options
 from lepton_cli.sweep.records import Job, read_result, save_record
 
@@ -101,7 +100,7 @@ class LocalLauncher(Launcher):
                 for training in ended:
                     running.remove(training)
                     job = training.job
-                    job.record = {**training.finish(self.options.rank_by), "run_dir": str(job.run_dir)}
+                    job.record = {**training.finish(), "run_dir": str(job.run_dir)}
                     on_done(job)
                 if not ended:
                     time.sleep(POLL_SECONDS)
@@ -162,29 +161,27 @@ class Training:
                                             env=child_environment(keep_slurm),
                                             preexec_fn=_die_with_parent(own_group))  # noqa: PLW1509
 
-    def finish(self, rank_by: str) -> dict:
-        """The record of the ended training (written to its sweep.json), with its metrics."""
+    def finish(self) -> dict:
+        """The record of the ended training (written to its sweep.json), with its metrics. Finished means
+        a finite target/acc in metrics.json; the ranking key may be missing (the leaderboard shows "–")."""
         returncode = self.process.wait()
         assert self.job.run_dir is not None
-        metrics = read_result(self.job.run_dir, rank_by) if returncode == 0 else None
+        metrics = read_result(self.job.run_dir) if returncode == 0 else None
         error = ""
         if returncode != 0:
             error = last_error_line(self.log_path) or f"exit code {returncode}"
         elif metrics is None:
-            key = ranking(rank_by).key
-            error = f"metrics.json missing or not finite (NaN?) for target/acc or {key}"
-            if key == "selection/rank_score":
-                error += " (the validator scores validation epochs: was validation turned off?)"
+            error = "metrics.json missing, unreadable or without a finite target/acc (NaN?)"
         return save_record(self.job, returncode, round(time.time() - self.started, 2), metrics, error)
 
 
-def launch(job: Job, rank_by: str, rank: int = 0, keep_slurm: bool = False) -> dict | None:
+def launch(job: Job, rank: int = 0, keep_slurm: bool = False) -> dict | None:
     """Run one job to the end in this process's process group (what each task of a SLURM job does);
-    returns its record. Every task runs it (one per rank, as srun started them); rank 0 reports, the
-    others return None."""
+    returns its record. Every task runs it (one per rank, as srun started them); rank 0 reports (its
+    record goes to the run's sweep.json), the others return None."""
     training = Training(job, rank, keep_slurm, own_group=False)
     training.process.wait()
-    return training.finish(rank_by) if rank == 0 else None
+    return training.finish() if rank == 0 else None
 
 
 def stop(trainings: list[Training], grace: float = GRACE_SECONDS) -> None:

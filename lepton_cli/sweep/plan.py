@@ -61,6 +61,11 @@ def varying_keys(jobs: list[list[str]]) -> list[str]:
     return sorted(keys, key=is_seed)
 
 
+def chooses_oracle(overrides) -> bool:
+    """Whether the overrides choose the validator that reads the target labels (`selection=oracle`)."""
+    return any(key.lstrip("+~") == "selection" and value == "oracle" for key, _, value in (o.partition("=") for o in overrides))
+
+
 def in_job(overrides) -> str:
     return f"(in the job {' '.join(overrides)})"
 

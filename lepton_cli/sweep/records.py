@@ -3,11 +3,14 @@ manifest (`<sweep dir>/sweep.json`). All written atomically through lepton_cli.i
 
 Resume: a run directory is named `<varying overrides>_<hash>`, the hash being the sha1 of the run's
 composed config (interpolations unresolved, `hydra.*` left out), so overrides that spell the same
-run differently, or in another order, find the same directory. A run is finished when its
-metrics.json holds a finite target accuracy (proof that it was tested) and a finite ranking key;
-failed or cut-off runs are moved aside to `<dir>.old-<n>` and run again, and so is every run with
-`--force`: old results are never deleted. A run directory that a live process holds (the training
-locks it) is never moved: that run is reported as running elsewhere and left alone.
+run differently, or in another order, find the same directory; two jobs of one sweep with the
+same hash (`seed=0,0`, two Optuna trials asking the same values) are one run. A run is finished when
+its metrics.json holds a finite target accuracy (proof that it was tested), whatever the ranking key:
+a run without that key (a typo in --rank, `--rank selection` without validation) is finished, shown
+with "–" and ranked last, never rerun. Failed or cut-off runs are moved aside to `<dir>.old-<n>` and
+run again, and so is every run with `--force`: old results are never deleted. A run directory that a
+live process holds (the training locks it) is never moved: that run is reported as running elsewhere
+and left alone.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lepton_cli.io import is_locked, write_json_atomically
-from lepton_cli.reporting.leaderboard import ranking
 from lepton_cli.sweep.options import Options
 from lepton_cli.sweep.plan import is_seed
 
@@ -58,18 +60,19 @@ def run_name(overrides: list[str], keys: list[str], digest: str) -> str:
     return f"{label}_{digest}" if label else digest
 
 
-def read_result(run_dir: Path, rank_by: str) -> dict | None:
-    """metrics.json if the run finished with finite metrics, else None."""
+def is_finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_result(run_dir: Path) -> dict | None:
+    """metrics.json if the run finished (a readable mapping with a finite target/acc), else None.
+    The ranking key plays no part: a run that lacks it is finished all the same."""
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(metrics, dict):
+    if not isinstance(metrics, dict) or not is_finite(metrics.get("target/acc")):
         return None
-    for key in ("target/acc", ranking(rank_by).key):
-        value = metrics.get(key)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            return None
     return metrics
 
 
@@ -107,14 +110,26 @@ def move_aside(run_dir: Path) -> Path:
 
 
 def plan_runs(jobs_overrides: list[list[str]], keys: list[str], sweep_dir: Path, options: Options,
-              move: bool = True) -> tuple[list[Job], list[Job]]:
+              move: bool = True, planned: dict[tuple[str, ...], Job] | None = None) -> tuple[list[Job], list[Job]]:
     """Split the jobs into those to run and those not to run now: finished, or running in another
     process (status "busy"). Stale run directories are moved aside (`move=False`: only looked at);
-    busy ones are never touched."""
+    busy ones are never touched. A job with the digest of one already planned (in this call, or in
+    `planned`: overrides → job, shared between calls and filled here) is left out with a note;
+    `planned` maps its overrides to the first job."""
+    planned = {} if planned is None else planned
+    by_digest = {job.digest: job for job in planned.values()}
     to_run, kept = [], []
     for overrides in jobs_overrides:
-        digest = job_digest(overrides)
+        first = planned.get(tuple(overrides))  # the very same overrides: no need to compose them again
+        digest = first.digest if first else job_digest(overrides)
+        if first or digest in by_digest:
+            planned[tuple(overrides)] = first = first or by_digest[digest]
+            same = "" if first.overrides == overrides else f" (the same config as {' '.join(first.overrides)})"
+            print(f"lepton sweep: note: {' '.join(overrides) or 'the run without overrides'} is planned already{same}; "
+                  "it runs once", flush=True)
+            continue
         job = Job(overrides, digest, run_name(overrides, keys, digest))
+        planned[tuple(overrides)] = by_digest[digest] = job
         existing = find_run_dir(sweep_dir, digest)
         if existing and is_locked(existing):
             job.run_dir = existing
@@ -123,12 +138,13 @@ def plan_runs(jobs_overrides: list[list[str]], keys: list[str], sweep_dir: Path,
                                    "rerun the sweep when it has finished"}
             kept.append(job)
             continue
-        metrics = read_result(existing, options.rank_by) if existing else None
+        metrics = read_result(existing) if existing else None
         if existing and metrics is not None and not options.force:
             job.run_dir = existing
-            saved = saved_record(existing)
+            # null in sweep.json when SLURM killed the job after its metrics.json was written
+            wall = saved_record(existing).get("wall_time_s") or metrics.get("wall_time_s")
             job.record = {"overrides": overrides, "status": "ok", "metrics": metrics, "error": "",
-                          "wall_time_s": saved.get("wall_time_s", metrics.get("wall_time_s")), "run_dir": str(existing)}
+                          "wall_time_s": wall if is_finite(wall) else None, "run_dir": str(existing)}
             kept.append(job)
             continue
         if existing and move:

@@ -21,6 +21,14 @@ a rerun then leaves their run directories alone while they run (the training loc
 `--launcher submitit_local` runs the jobs through submitit on this machine, one task each (for
 tests and single machines).
 
+Nothing is unpickled on the login node: a submitted task returns None, and once submitit says a job
+is done the sweep reads the run's record from the run directory's JSON files (sweep.json, written
+by rank 0, and metrics.json), using the job's state only to say why a job that left no record
+failed. submitit's `*_result.pkl` files are never read (whoever can write to the sweep directory
+could put code in them); its folder, `<sweep dir>/.submitit`, is made private (mode 0o700). The
+compute node still unpickles the job's `*_submitted.pkl` (the task and its job): that is how
+submitit starts a job.
+
 Alternatively, hydra-submitit-launcher runs `lepton train -m` on SLURM (`lepton sweep --dir` does
 not see those runs):
 
@@ -34,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -45,7 +54,7 @@ from lepton_cli.errors import LeptonError
 from lepton_cli.sweep.launchers import Launcher, launch
 from lepton_cli.sweep.options import Options
 from lepton_cli.sweep.plan import in_job
-from lepton_cli.sweep.records import Job, save_record
+from lepton_cli.sweep.records import Job, read_result, save_record, saved_record
 
 # hydra-submitit-launcher's setting names: those submitit's AutoExecutor shares between clusters keep their
 # name, the SLURM-only ones take the slurm_ prefix (partition → slurm_partition).
@@ -146,6 +155,18 @@ def executor_parameters(overrides: list[str], options: Options) -> dict:
     return {(k if k in SHARED_SETTINGS else f"slurm_{k}"): v for k, v in settings.items() if v is not None}
 
 
+def private_folder(sweep_dir: Path) -> Path:
+    """`<sweep dir>/.submitit`, made (or kept) mode 0o700: submitit's pickles and scripts are nobody else's."""
+    folder = sweep_dir / ".submitit"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # a folder, not a data file: lepton_cli.io has no say
+    status = os.lstat(folder)
+    if not folder.is_dir() or folder.is_symlink() or status.st_uid != os.getuid():
+        raise LeptonError(f"{folder} is not a folder of yours (a link, or another user's); move it away and rerun")
+    if status.st_mode & 0o777 != 0o700:
+        folder.chmod(0o700)
+    return folder
+
+
 def make_executor(sweep_dir: Path, launcher: str, parameters: dict):
     import submitit
 
@@ -158,13 +179,14 @@ def make_executor(sweep_dir: Path, launcher: str, parameters: dict):
     return executor
 
 
-def launch_task(job: Job, rank_by: str) -> dict | None:
+def launch_task(job: Job) -> None:
     """What each task of a submitit job runs: `launch`, as the task's rank. A SLURM task keeps SLURM's
-    variables, from which Lightning and lepton_cli.distributed take the rank and world size."""
+    variables, from which Lightning and lepton_cli.distributed take the rank and world size. Returns
+    None: rank 0 writes the record to the run's sweep.json, and the login node unpickles nothing."""
     import submitit
 
     environment = submitit.JobEnvironment()
-    return launch(job, rank_by, rank=environment.global_rank, keep_slurm=environment.cluster == "slurm")
+    launch(job, rank=environment.global_rank, keep_slurm=environment.cluster == "slurm")
 
 
 def cancel(submitted: list[tuple]) -> None:
@@ -176,15 +198,18 @@ def cancel(submitted: list[tuple]) -> None:
 
 
 def task_record(handle, job: Job) -> dict:
-    """Rank 0's record of a finished submitit job, or a failed record when the job ended without one
-    (killed by SLURM: time limit, memory, node failure)."""
-    from submitit.core.utils import FailedJobError, UncompletedJobError
-
-    try:
-        return handle.results()[0]
-    except (FailedJobError, UncompletedJobError):
-        error = f"job {handle.job_id} ended without a result ({handle.state}); its log: {handle.paths.stderr}"
-        return save_record(job, None, None, None, error)
+    """The record of a done submitit job, read from its run directory's JSON files, never from
+    submitit's result pickle: the sweep.json that rank 0 wrote, with the run's metrics.json. A job
+    that left none (killed by SLURM: time limit, memory, node failure) gets a failed record naming
+    its state."""
+    assert job.run_dir is not None
+    saved, metrics = saved_record(job.run_dir), read_result(job.run_dir)
+    if saved.get("digest") == job.digest and saved.get("status") == "ok" and metrics is not None:
+        return {**saved, "metrics": metrics}
+    if saved.get("digest") == job.digest and saved.get("status") == "failed" and saved.get("error"):
+        return {**saved, "metrics": None}  # the training failed; rank 0 said why
+    error = f"job {handle.job_id} ended without a result ({handle.state}); its log: {handle.paths.stderr}"
+    return save_record(job, None, None, None, error)
 
 
 class SlurmLauncher(Launcher):
@@ -204,13 +229,13 @@ class SlurmLauncher(Launcher):
         for job in jobs:
             groups.setdefault(json.dumps(executor_parameters(job.overrides, self.options), sort_keys=True), []).append(job)
         submitted: list[tuple] = []
+        private_folder(self.sweep_dir)
         try:
             for parameters, group in groups.items():
                 executor = make_executor(self.sweep_dir, self.options.launcher, json.loads(parameters))
                 # submitit echoes a refusing sbatch's stderr; the error line below says it once
                 with contextlib.redirect_stderr(io.StringIO()), executor.batch():
-                    handles = [executor.submit(launch_task, replace(job, run_dir=job.run_dir.resolve()), self.options.rank_by)
-                               for job in group]
+                    handles = [executor.submit(launch_task, replace(job, run_dir=job.run_dir.resolve())) for job in group]
                 submitted += zip(handles, group)
         except FailedJobError as error:  # sbatch refused them: an unknown partition or account, too long a time...
             cancel(submitted)

@@ -36,6 +36,15 @@ def use_fake_training(monkeypatch) -> None:
     monkeypatch.setattr(launchers, "train_command", fake_train_command)
 
 
+def fake_launch_task(*args):
+    """`lepton_cli.sweep.slurm.launch_task` with fake_train.py as the training: what a submitit job runs
+    when a test puts this in its place (submitit pickles it by name, so the job imports this module)."""
+    from lepton_cli.sweep import slurm
+
+    launchers.train_command = fake_train_command
+    return slurm.launch_task(*args)
+
+
 def fake_run(sweep_dir: Path, overrides: list[str], metrics: dict | None) -> Path:
     """A run directory as a sweep would find it on resume: named by the job's hash, with metrics.json
     when `metrics` is given (None: a failed or cut-off run)."""
