@@ -10,6 +10,7 @@ import os
 import sys
 
 from lepton_cli.config import USER_GROUPS, group_options
+from lepton_cli.errors import LeptonError, one_line_errors
 
 USAGE = """\
 usage: lepton COMMAND [OVERRIDES...]
@@ -57,8 +58,7 @@ def list_command(args: list[str]) -> int:
     groups = [g for g in USER_GROUPS if g not in ("target", "teacher")]
     if args:
         if args[0] not in USER_GROUPS:
-            print(f"lepton: error: unknown group {args[0]!r}; choose one of: {', '.join(USER_GROUPS)}", file=sys.stderr)
-            return 2
+            raise LeptonError(f"unknown group {args[0]!r}; choose one of: {', '.join(USER_GROUPS)}")
         groups = [args[0]]
     for group in groups:
         title = {"source": "source= / target=  (data sets)", "student": "student= / teacher=  (backbones)"}.get(group, f"{group}=")
@@ -71,6 +71,7 @@ def list_command(args: list[str]) -> int:
     return 0
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -97,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         from lepton_cli.report import main as report_main
 
         return report_main(rest)
-    print(f"lepton: error: unknown command {command!r}; choose one of: train, sweep, list, eval, report (see lepton --help)", file=sys.stderr)
-    return 2
+    raise LeptonError(f"unknown command {command!r}; choose one of: train, sweep, list, eval, report (see lepton --help)")
 
 
 if __name__ == "__main__":
