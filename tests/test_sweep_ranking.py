@@ -104,8 +104,8 @@ def test_a_ranking_key_no_run_has_is_one_warning_not_a_failure(tmp_path, monkeyp
     captured = capsys.readouterr()
     assert "2 of 2 runs finished, 0 failed" in captured.out
     warnings = [line for line in captured.err.splitlines() if "warning" in line]
-    assert warnings == ["lepton sweep: warning: 2 of 2 finished run(s) have no finite source/accc in metrics.json "
-                        "(no run has it: did you mean --rank source/acc?); they show – and rank last"]
+    assert warnings == [("lepton sweep: warning: 2 of 2 finished run(s) have no finite source/accc in metrics.json "
+                         "(no run has it: did you mean --rank source/acc?); they show – and rank last")]
     assert "| – |" in (tmp_path / "leaderboard.md").read_text()
     assert {row["source_accc_mean"] for row in read_csv(tmp_path / "leaderboard.csv")} == {""}
     assert main(args) == 0  # rerun: nothing moved aside, nothing trained again
