@@ -65,13 +65,15 @@ def summarise(values: list[float], missing: str = "failed") -> str:
     if not values:
         return missing
     mean = 100 * statistics.mean(values)
-    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}"
+    if len(values) == 1:
+        return f"{mean:.1f} (one run, no std)"
+    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
 def table_row(label: str, jobs: list[Job]) -> tuple[str, ...]:
     ok = [job.record["metrics"] for job in jobs if job.record.get("status") == "ok"]
-    missing = "not run" if all(job.record.get("status") == "pending" for job in jobs) else "failed"
+    statuses = {job.record.get("status") for job in jobs}
+    missing = "not run" if statuses <= {"pending"} else "still running" if "busy" in statuses else "failed"
     wall = f"{statistics.mean(m['wall_time_s'] for m in ok):.0f}" if ok else "–"
     cells = (summarise([m[key] for m in ok if key in m], missing if not ok else "not recorded") for key in COLUMNS)
     return (label, *cells, wall, f"{len(ok)}/{len(jobs)}")
