@@ -106,27 +106,29 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    with error_boundary():
-        # Hydra's argparse takes overrides only before its flags (`a=1 --cfg job`, not `--cfg job a=1`).
-        flags, overrides = split_flags(rewrite_overrides(sys.argv[1:]))
-        overrides += launcher_overrides(overrides)  # torchrun/srun ranks: one run directory for all
-        args = [*overrides, *flags]
-        resuming = any(arg.partition("=")[0].lstrip("+~") == "resume" for arg in overrides)
-        # One composition checks the overrides and resolves hydra.run.dir, which is then checked and
-        # pinned; resume=DIR first becomes the run's own overrides (read as data), then is checked.
-        composed = None if resuming else check_overrides(args)
-        args = prepare_args(args, composed)
-        if resuming:
-            check_overrides(args)
-        flags, overrides = split_flags(args)
-    sys.argv = [sys.argv[0], *overrides, *flags]
-    run_dir = run_dir_of([*overrides, *flags])
+    run_dir = None
     try:
+        with error_boundary():
+            # Hydra's argparse takes overrides only before its flags (`a=1 --cfg job`, not `--cfg job a=1`).
+            flags, overrides = split_flags(rewrite_overrides(sys.argv[1:]))
+            overrides += launcher_overrides(overrides)  # torchrun/srun ranks: one run directory for all
+            args = [*overrides, *flags]
+            resuming = any(arg.partition("=")[0].lstrip("+~") == "resume" for arg in overrides)
+            # One composition checks the overrides and resolves hydra.run.dir, which is then checked and
+            # pinned; resume=DIR first becomes the run's own overrides (read as data), then is checked.
+            composed = None if resuming else check_overrides(args)
+            args = prepare_args(args, composed)
+            if resuming:
+                check_overrides(args)
+            flags, overrides = split_flags(args)
+        sys.argv = [sys.argv[0], *overrides, *flags]
+        run_dir = run_dir_of([*overrides, *flags])
         with error_boundary(), _lock_run_dir(run_dir):
             hydra_main()
     except KeyboardInterrupt:  # before training started, or a second Ctrl-C: one line, not a traceback
-        print("\nlepton: interrupted" + (f"; continue with: lepton train resume={run_dir}" if run_dir and
-              (run_dir / "checkpoints" / "last.ckpt").is_file() else ""), file=sys.stderr)
+        resumable = run_dir is not None and (run_dir / "checkpoints" / "last.ckpt").is_file()
+        print("\nlepton: interrupted" + (f"; continue with: lepton train resume={run_dir}" if resumable else ""),
+              file=sys.stderr)
         sys.exit(130)
 
 
