@@ -93,7 +93,9 @@ def test_ctrl_c_saves_exits_130_and_says_how_to_resume(tmp_path):
 @pytest.mark.slow
 def test_sigterm_saves_exits_143_and_says_how_to_resume(tmp_path):
     run_dir = tmp_path / "preempted"
-    process = start(*TWO_EPOCHS, "callbacks.step_checkpoint.every_n_train_steps=3", f"hydra.run.dir={run_dir}")
+    # Long enough that the signal surely lands during fit (a fast machine finishes 30 steps in a blink).
+    long_run = [*TWO_EPOCHS, "data.steps_per_epoch=400", "callbacks.step_checkpoint.every_n_train_steps=3"]
+    process = start(*long_run, f"hydra.run.dir={run_dir}")
     wait_for(run_dir / "checkpoints" / "last.ckpt", process)
     process.send_signal(signal.SIGTERM)  # kill, timeout, a cluster's preemption
     stopped = finish(process)
