@@ -32,6 +32,9 @@ def regenerate_run(run_dir: Path, tsne_points: int = 1000) -> Path:
     )
 
     directory = run_dir / "report"
+    if directory.is_symlink():  # a shared run directory must not make the report write elsewhere
+        raise LeptonError(f"{directory} is a symbolic link; Lepton writes a run's pictures only inside the run "
+                          "directory: remove the link and run lepton report again")
     history_file = directory / "history.json"
     metrics = read_metrics(run_dir / "metrics.json")
     history = metrics.get("selection/history", [])

@@ -335,3 +335,20 @@ def test_a_callback_may_not_choose_by_target_labels(capsys, monkeypatch, tmp_pat
     line = one_line_error(capsys, monkeypatch, *FAST, f"callbacks.checkpoint.monitor={monitor}")
     assert "would choose by target test labels" in line and "selection=oracle" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_of_a_run_whose_report_folder_points_elsewhere(capsys, monkeypatch, tmp_path):
+    run_dir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    run_dir.mkdir()
+    elsewhere.mkdir()
+    (run_dir / "metrics.json").write_text('{"target/acc": 0.5}')
+    (run_dir / "report").symlink_to(elsewhere)
+    line = one_line_error(capsys, monkeypatch, str(run_dir), command="report")
+    assert "symbolic link" in line and list(elsewhere.iterdir()) == []
+
+
+def test_report_of_a_metrics_file_with_a_damaged_history(capsys, monkeypatch, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"target/acc": 0.5, "selection/history": [1, 2]}')
+    assert "selection/history" in one_line_error(capsys, monkeypatch, str(run_dir), command="report")

@@ -66,6 +66,10 @@ def read_metrics(path: Path) -> dict:
     if not isinstance(metrics, dict):
         raise LeptonError(f"{path} holds a JSON {type(metrics).__name__}, not the object lepton train writes; "
                           "rerun the run or remove the file")
+    history = metrics.get("selection/history")
+    if history is not None and not (isinstance(history, list) and all(isinstance(e, dict) for e in history)):
+        raise LeptonError(f"{path} has a selection/history that is not a list of epochs; it was not written by "
+                          "lepton train: rerun the run or remove the file")
     return metrics
 
 
