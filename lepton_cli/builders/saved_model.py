@@ -87,11 +87,11 @@ def build_saved(node: Any, group: str, where: str, **fixed: Any) -> Any:
     factory = get_object(target)
     # Only the parameters the class or function names itself: nothing reaches a `**kwargs` that is
     # handed on to a third party (timm's create_model would load a `checkpoint_path` it is given).
-    unknown = sorted(set(arguments) - declared_parameters(factory) - EXTRA_ARGUMENTS.get(target, set()))
+    parameters = declared_parameters(factory)
+    unknown = sorted(set(arguments) - parameters - EXTRA_ARGUMENTS.get(target, set()))
     if unknown:
         raise LeptonError(f"refused the checkpoint's config: {where} has arguments {unknown} that {target} does not "
                           "declare; use a checkpoint written by lepton train")
-    parameters = declared_parameters(factory)
     arguments.update({key: value for key, value in fixed.items() if key in parameters})
     return factory(**arguments)
 
