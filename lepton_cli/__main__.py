@@ -1,5 +1,5 @@
 import sys
 
-from lepton_cli.cli import main
+from lepton_cli.cli import entry_point
 
-sys.exit(main())
+sys.exit(entry_point())

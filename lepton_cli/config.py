@@ -9,6 +9,8 @@ import functools
 import re
 from pathlib import Path
 
+from lepton_cli.errors import LeptonError
+
 # `source=` and `target=` choose from one set of data-set files, `teacher=` and `student=` from
 # one set of backbones; Hydra spells such a choice `group@package=option`.
 GROUP_ALIASES = {
@@ -29,6 +31,7 @@ USER_GROUPS = {
     "callbacks": "callbacks",
     "selection": "selection",
     "sweep": "sweep",
+    "experiment": "experiment",
 }
 # `dataset@source` → `source`: the word a user types for a group spelled with its package.
 USER_WORD = {alias: word for word, alias in GROUP_ALIASES.items()}
@@ -69,18 +72,89 @@ def rewrite_overrides(args: list[str]) -> list[str]:
     return [_ALIAS_PATTERN.sub(lambda m: f"{m[1]}{GROUP_ALIASES[m[2]]}{m[3]}", arg) for arg in args]
 
 
-def group_options(group: str) -> dict[str, str]:
-    """Options of a config group (a folder of conf/) with the one-line description each file
-    starts with. Files named `_x.yaml` hold shared settings and are not options. Files in
-    sub-folders are options too, named as Hydra names them: `office31/amazon.yaml` is
-    `source=office31/amazon`."""
-    folder = _tree() / USER_GROUPS.get(group, group)
+def group_options(group: str, user_dirs: tuple[Path, ...] = ()) -> dict[str, str]:
+    """Options of a config group (a folder of conf/, and of each of the user's config directories)
+    with the one-line description each file starts with. Files named `_x.yaml` hold shared settings
+    and are not options. Files in sub-folders are options too, named as Hydra names them:
+    `office31/amazon.yaml` is `source=office31/amazon`."""
     options = {}
-    for path in sorted(folder.rglob("*.yaml")):
-        name = path.relative_to(folder).with_suffix("").as_posix()
-        if not any(part.startswith("_") for part in name.split("/")):
+    for root in (_tree(), *user_dirs):
+        folder = root / USER_GROUPS.get(group, group)
+        for path in sorted(folder.rglob("*.yaml")):
+            name = path.relative_to(folder).with_suffix("").as_posix()
+            if any(part.startswith("_") for part in name.split("/")):
+                continue
+            if name in options:  # Hydra would silently take the first one on its search path
+                raise LeptonError(f"{path} has the name of another {group} option, {name!r}, and would never be used; "
+                                  "rename your file")
             options[name] = _description(path)
     return options
+
+
+def user_groups(user_dirs: tuple[Path, ...]) -> list[str]:
+    """Groups only the user's config directories have (a folder of YAML files there, not in conf/)."""
+    ours = {USER_GROUPS.get(word, word) for word in USER_GROUPS} | {p.name for p in _tree().iterdir() if p.is_dir()}
+    return sorted({folder.name for root in user_dirs for folder in root.iterdir()
+                   if folder.is_dir() and folder.name not in ours and next(folder.rglob("*.yaml"), None) is not None})
+
+
+def searchpath_args(args: list[str]) -> list[str]:
+    """The command line with `--config-dir DIR` (`-cd DIR`, `--config-dir=DIR`) turned into the
+    override `hydra.searchpath=[file:///abs/DIR]` (added to a given one): the user's directories come
+    after Lepton's tree, so they add options beside Lepton's and every check below sees them."""
+    dirs, rest, given = [], [], []
+    it = iter(args)
+    for arg in it:
+        flag, sep, value = arg.partition("=")
+        if flag in ("--config-dir", "-cd"):
+            dirs.append(value if sep else next(it, ""))
+        elif flag.lstrip("+~") == "hydra.searchpath" and sep:
+            given = _searchpath_entries(value)
+        else:
+            rest.append(arg)
+    if not dirs and not given:
+        return args
+    for value in dirs:
+        if not Path(value).expanduser().is_dir():
+            raise LeptonError(f"--config-dir {value}: no such directory; give a folder of config groups "
+                              "(e.g. myconf/ with myconf/method/mine.yaml)")
+    entries = [*given, *(f"file://{Path(value).expanduser().resolve()}" for value in dirs)]
+    return [*rest, f"hydra.searchpath=[{','.join(override_value(entry) for entry in entries)}]"]
+
+
+def user_config_dirs(overrides: list[str]) -> tuple[Path, ...]:
+    """The directories a `hydra.searchpath=[...]` override adds (file:// paths, plain paths and
+    pkg:// packages), each checked to exist."""
+    value = next((o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+~") == "hydra.searchpath"), None)
+    if value is None:
+        return ()
+    dirs = []
+    for entry in _searchpath_entries(value):
+        if entry.startswith("pkg://"):
+            import importlib.util
+
+            module = entry.removeprefix("pkg://").replace("/", ".")
+            spec = importlib.util.find_spec(module) if module else None
+            path = Path(next(iter(spec.submodule_search_locations or []), "")) if spec else None
+        else:
+            path = Path(entry.removeprefix("file://")).expanduser()
+        if path is None or not path.is_dir():
+            raise LeptonError(f"hydra.searchpath: {entry} is not a directory; give file://DIR (or --config-dir DIR)")
+        dirs.append(path.resolve())
+    return tuple(dirs)
+
+
+def _searchpath_entries(value: str) -> list[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        entries = OverridesParser.create().parse_override(f"hydra.searchpath={value}").value()
+    except HydraException:
+        entries = None
+    if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
+        raise LeptonError(f"hydra.searchpath={value} is not a list of directories; e.g. hydra.searchpath=[file:///home/me/conf]")
+    return entries
 
 
 def _description(path: Path) -> str:
@@ -98,6 +172,21 @@ def compose_job(overrides: tuple[str, ...]):
     interpolations unresolved), composed without running anything."""
     from hydra import compose, initialize_config_dir
 
-    job = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    job = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/")) or is_searchpath(o)]
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose("config", overrides=job)
+
+
+def is_searchpath(override: str) -> bool:
+    return override.partition("=")[0].lstrip("+~") == "hydra.searchpath"
+
+
+def close_names(word: str, names, count: int = 6) -> list[str]:
+    """Names a mistyped `word` may have meant: those it starts (`resnet5` → resnet50, resnet50d),
+    then the nearest by edit distance."""
+    import difflib
+
+    names = sorted(set(names))
+    starting = sorted((name for name in names if name.startswith(word)), key=len) if word else []
+    near = difflib.get_close_matches(word, names, n=count, cutoff=0.6)
+    return list(dict.fromkeys([*starting[:count], *near]))[:count]

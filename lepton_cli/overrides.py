@@ -9,9 +9,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from lepton_cli.config import USER_GROUPS, USER_WORD, conf_dir, group_options
+from lepton_cli.config import (
+    USER_GROUPS,
+    USER_WORD,
+    close_names,
+    conf_dir,
+    group_options,
+    is_searchpath,
+    user_config_dirs,
+    user_groups,
+)
 from lepton_cli.errors import LeptonError
 from lepton_cli.schema import validate
+from lepton_cli.schema.settings import NOT_TRAINER_ARGUMENTS, TRAINER_FIELDS, trainer_parameters
 
 HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                           "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc", "--info", "-i"}
@@ -31,6 +41,33 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+# Hydra runs one of these modes per command line and answers two of them with a traceback.
+MODE_FLAGS = {"-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg": "--cfg", "-i": "--info",
+              "--info": "--info", "-sc": "--shell-completion", "--shell-completion": "--shell-completion",
+              "-r": "--run", "--run": "--run"}
+
+
+def check_flags(flags: list[str]) -> None:
+    modes = list(dict.fromkeys(MODE_FLAGS[flag.partition("=")[0]] for flag in flags if flag.partition("=")[0] in MODE_FLAGS))
+    if len(modes) > 1:
+        raise LeptonError(f"{modes[0]} and {modes[1]} cannot be given together; e.g. `lepton train --cfg job ...` prints "
+                          "the config of one run, `lepton sweep ...` runs a grid")
+
+
+def trainer_overrides(overrides: list[str]) -> list[str]:
+    """`trainer.X=V` for any argument X of `pytorch_lightning.Trainer`, as Lightning users write it:
+    Hydra would want `+trainer.X=V` for a key conf/trainer/ does not set, and refuse it for one a
+    preset sets (`strategy` in trainer=ddp), so such an override becomes `++trainer.X=V` (set or add)."""
+    rewritten = []
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        name = key.removeprefix("trainer.")
+        if sep and key != name and "." not in name and name not in TRAINER_FIELDS and name in trainer_parameters():
+            override = f"++{override}"
+        rewritten.append(override)
+    return rewritten
+
+
 def check_overrides(args: list[str]):
     """Compose the config with the overrides (no torch import), check it with `schema.validate`, and
     turn failures into one line. Returns that config with its `hydra` node (None for -m and help):
@@ -41,6 +78,8 @@ def check_overrides(args: list[str]):
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    overrides = trainer_overrides(overrides)
+    user_dirs = user_config_dirs(overrides)
     parser = OverridesParser.create()
     try:
         parsed = parser.parse_overrides(overrides)
@@ -48,16 +87,18 @@ def check_overrides(args: list[str]):
         raise LeptonError(f"could not read the overrides: {str(error).splitlines()[0]}; write them as key=value") from None
     for override in parsed:
         # `source=x` arrives as `dataset@source=x`: key_or_group 'dataset', package 'source'.
-        group = _group_of(f"{override.key_or_group}@{override.package}" if override.package else override.key_or_group)
+        group = _group_of(f"{override.key_or_group}@{override.package}" if override.package else override.key_or_group,
+                          user_dirs)
         if group and override.value() is not None and not override.is_delete():
-            options = group_options(group)
+            options = group_options(group, user_dirs)
             if override.value() not in options:
                 raise LeptonError(f"unknown {group} {override.value()!r}; choose one of: {', '.join(options)} "
                                   f"(`lepton list {group}` describes them)")
     # One composition (with Hydra's own node, for hydra.run.dir): types are enforced by the schema
     # while composing; ranges and the values that belong together are checked by validate().
     # Hydra's settings other than the run directory (launcher, sweeper) are checked by their commands.
-    job = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/")) or o.startswith("hydra.run.")]
+    job = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/")) or o.startswith("hydra.run.")
+           or is_searchpath(o)]
     try:
         cfg = _compose(job)
     except HydraException as error:
@@ -67,9 +108,9 @@ def check_overrides(args: list[str]):
     return cfg
 
 
-def _group_of(key: str) -> str | None:
+def _group_of(key: str, user_dirs=()) -> str | None:
     word = USER_WORD.get(key, key)
-    return word if word in USER_GROUPS else None
+    return word if word in USER_GROUPS or (user_dirs and word in user_groups(user_dirs)) else None
 
 
 def _one_line(error: Exception) -> str:
@@ -77,6 +118,12 @@ def _one_line(error: Exception) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if "is not in struct" in text or "Could not override" in text:
         key = text.split("'")[1] if "'" in text else "?"
+        name = key.removeprefix("trainer.")
+        if key != name and "." not in name:
+            close = close_names(name, trainer_parameters() | NOT_TRAINER_ARGUMENTS)
+            return (f"unknown key {key!r}: not an argument of pytorch_lightning.Trainer"
+                    + (f"; close names: {', '.join(f'trainer.{c}' for c in close)}" if close else "")
+                    + " (`lepton train --cfg job` prints every key)")
         return (f"unknown key {key!r}; check its spelling (`lepton train --cfg job` prints every key) "
                 f"or add a new key with +{key}=VALUE")
     return "; ".join(lines[:2])

@@ -65,7 +65,8 @@ def prepare_args(args: list[str], composed=None) -> list[str]:
             check_not_in_use(run_dir)
             check_resumable(run_dir)
         given = [a for a in args if _key_of(a) not in ("resume", "hydra.run.dir", "hydra.output_subdir")]
-        saved = saved_overrides(run_dir, given={_key_of(a) for a in given})
+        saved = saved_overrides(run_dir, given={_key_of(a) for a in given},
+                                searchpath=[a for a in given if _key_of(a) == "hydra.searchpath"])
         return [*saved, *given, f"resume={override_value(run_dir)}", f"hydra.run.dir={override_value(run_dir)}",
                 "hydra.output_subdir=null"]
     if child:
@@ -150,10 +151,11 @@ PLACE_KEYS = ("root", "cache_dir", "download", "dirpath", "save_dir", "default_r
               "test_path", "run")
 
 
-def saved_overrides(run_dir: Path, given: set[str] = frozenset()) -> list[str]:
+def saved_overrides(run_dir: Path, given: set[str] = frozenset(), searchpath: list[str] = ()) -> list[str]:
     """The overrides a run was started with (`.hydra/overrides.yaml`) that the command line does not
     set again (`given` keys), read as data: a shared run directory is someone else's file, so only
-    what Lepton's config knows is taken (see `check_saved_overrides`), never passed to Hydra unchecked."""
+    what Lepton's config knows is taken (see `check_saved_overrides`), never passed to Hydra unchecked.
+    `searchpath`: the command line's `hydra.searchpath=` (from `--config-dir`), whose options count too."""
     import yaml
 
     path = run_dir / ".hydra" / "overrides.yaml"
@@ -170,13 +172,14 @@ def saved_overrides(run_dir: Path, given: set[str] = frozenset()) -> list[str]:
         raise LeptonError(f"resume={run_dir}: {path} is not a list of overrides; restore it or start the run again "
                           "without resume=")
     kept = [o for o in loaded if _key_of(o) not in ("resume", *given)]
-    check_saved_overrides(kept, f"resume={run_dir}: {path}")
+    check_saved_overrides(kept, f"resume={run_dir}: {path}", searchpath)
     return kept
 
 
-def check_saved_overrides(overrides: list[str], where: str) -> None:
-    """Only Lepton's own settings: choices among the options of Lepton's groups (at their own place,
-    no `@package` moves, no paths out of conf/), and plain values for keys Lepton's config has —
+def check_saved_overrides(overrides: list[str], where: str, searchpath: list[str] = ()) -> None:
+    """Only Lepton's own settings: choices among the options of Lepton's groups, or of the config
+    directories the command line names (`searchpath`: the user's own, given again on resume) — at
+    their own place, no `@package` moves, no paths out of those trees — and plain values for keys the config has —
     not Hydra's settings, `_target_`-like keys, interpolations, deletions, new keys outside
     `trainer.`, a node set to null, or places on disk (`PLACE_KEYS`: give those on the command line)."""
     from hydra import compose, initialize_config_dir
@@ -184,7 +187,7 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
     from hydra.errors import HydraException
     from omegaconf import DictConfig, OmegaConf
 
-    from lepton_cli.config import USER_GROUPS, conf_dir, group_options
+    from lepton_cli.config import USER_GROUPS, conf_dir, group_options, user_config_dirs, user_groups
 
     def refuse(text: str, why: str, fix: str = "remove that line or start the run again without resume=") -> LeptonError:
         return LeptonError(f"{where} holds {text!r}, which {why}; Lepton takes only its own settings from a run "
@@ -195,7 +198,8 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
     except HydraException:
         raise LeptonError(f"{where} holds overrides that cannot be read; restore it or start the run again "
                           "without resume=") from None
-    groups = {folder.name for folder in conf_dir().iterdir() if folder.is_dir()}
+    user_dirs = user_config_dirs(list(searchpath))
+    groups = {folder.name for root in (conf_dir(), *user_dirs) for folder in root.iterdir() if folder.is_dir()}
     choices, values = [], []
     for text, override in zip(overrides, parsed):
         key = override.key_or_group
@@ -204,8 +208,10 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
         if key in groups or "/" in key or override.package is not None:
             spelled = f"{key}@{override.package}" if override.package is not None else key
             group = USER_WORD.get(spelled, spelled)
-            if (override.package is not None and spelled not in USER_WORD) or group not in USER_GROUPS \
-                    or override.is_add() or override.value() not in group_options(group):
+            if (override.package is not None and spelled not in USER_WORD) \
+                    or (group not in USER_GROUPS and group not in user_groups(user_dirs)) \
+                    or (override.is_add() and group not in user_groups(user_dirs)) \
+                    or override.value() not in group_options(group, user_dirs):
                 raise refuse(text, "is not one of Lepton's options for one of its groups")
             choices.append(text)
             continue
@@ -218,14 +224,15 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
         values.append((text, override))
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
-            known = compose("config", overrides=choices)
+            known = compose("config", overrides=[*choices, *searchpath])
         except HydraException:
             raise LeptonError(f"{where} holds group choices this Lepton cannot compose; start the run again without "
                               "resume=") from None
     for text, override in values:
         key = override.key_or_group
         current = OmegaConf.select(known, key, default="<missing>", throw_on_missing=False)
-        if current == "<missing>" and not (override.is_add() and key.startswith("trainer.") and key.count(".") == 1):
+        added = override.is_add() or override.is_force_add()  # `trainer.X=` of any Trainer argument is saved as ++
+        if current == "<missing>" and not (added and key.startswith("trainer.") and key.count(".") == 1):
             raise refuse(text, "sets a key Lepton's config does not have")
         if isinstance(current, DictConfig) and override.value() is None:
             raise refuse(text, "switches off a part of Lepton's config")

@@ -22,10 +22,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lepton_cli.config import conf_dir, rewrite_overrides
+from lepton_cli.config import conf_dir, rewrite_overrides, searchpath_args
 from lepton_cli.distributed import is_child_rank, launcher_overrides
 from lepton_cli.errors import error_boundary
-from lepton_cli.overrides import check_overrides, split_flags
+from lepton_cli.overrides import check_flags, check_overrides, split_flags, trainer_overrides
 from lepton_cli.run_dir import prepare_args, run_dir_of
 
 log = logging.getLogger("lepton")
@@ -44,6 +44,7 @@ def run(cfg: DictConfig) -> dict:
     from lepton_cli.checkpoints import check_resume_fits, check_student_checkpoint_fits, last_checkpoint
     from lepton_cli.distributed import log_scale
     from lepton_cli.io import write_atomically, write_json_atomically
+    from lepton_cli.loggers import check_installed, quiet_library_noise
     from lepton_cli.reporting.tables import print_metrics
     from lepton_cli.run_dir import check_run_dir, record_overrides
     from lepton_cli.schema import validate
@@ -55,13 +56,17 @@ def run(cfg: DictConfig) -> dict:
     resume = cfg.get("resume")
     check_run_dir(run_dir, resuming=bool(resume))
     validate(cfg)
+    check_installed(cfg.logger)
+    quiet_library_noise()
+    log.info("run directory: %s", run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg)
     resolve_data_shape(cfg, datamodule)
     check_student_checkpoint_fits(cfg)
-    log.info("%s → %s: %s; %d px, %d channel(s)", cfg.source.name, cfg.target.name, datamodule.alignment.describe(),
-             datamodule.image_size, datamodule.channels)
+    shape = (f"{datamodule.image_size} px, {datamodule.channels} channel(s)" if getattr(datamodule, "modality", "image") == "image"
+             else f"{datamodule.modality}, input width {datamodule.input_dim}")
+    log.info("%s → %s: %s; %s", cfg.source.name, cfg.target.name, datamodule.alignment.describe(), shape)
     method = build_method(cfg, datamodule)
     method.run_config = OmegaConf.to_container(cfg, resolve=True)
     selection = SelectionCallback(instantiate(cfg.selection))
@@ -76,7 +81,6 @@ def run(cfg: DictConfig) -> dict:
         write_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         if resume:  # every check passed: from now on the run continues with these settings
             record_overrides(run_dir, list(hydra_config.overrides.task))
-    log.info("run directory: %s", run_dir)
     trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
     # The last epoch's weights are tested: choosing an epoch by target test accuracy would leak labels.
     trainer.test(method, datamodule=datamodule, verbose=False)
@@ -110,7 +114,10 @@ def main() -> None:
     try:
         with error_boundary():
             # Hydra's argparse takes overrides only before its flags (`a=1 --cfg job`, not `--cfg job a=1`).
-            flags, overrides = split_flags(rewrite_overrides(sys.argv[1:]))
+            # --config-dir DIR becomes hydra.searchpath=[file://DIR], which every check below composes with.
+            flags, overrides = split_flags(rewrite_overrides(searchpath_args(sys.argv[1:])))
+            check_flags(flags)
+            overrides = trainer_overrides(overrides)
             overrides += launcher_overrides(overrides)  # torchrun/srun ranks: one run directory for all
             args = [*overrides, *flags]
             resuming = any(arg.partition("=")[0].lstrip("+~") == "resume" for arg in overrides)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -84,3 +85,29 @@ def test_unknown_target_and_unknown_key_name_the_fix(tiny_run):
         evaluate(checkpoint, target="nope", quiet=True)
     with pytest.raises(LeptonError, match="data.nope"):
         evaluate(checkpoint, overrides=["data.nope=1"], quiet=True)
+
+
+def test_eval_with_an_attack_reports_robust_accuracy_beside_clean_accuracy(tiny_run, tmp_path, capsys):
+    metrics, run_dir = tiny_run
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    assert eval_main([f"checkpoint={checkpoint}", "attack=pgd", "attack.eps=0.2", "attack.steps=3",
+                      f"hydra.run.dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "robust accuracy under pgd (eps=0.2, 3 steps, L-inf, images in [0, 1])" in out
+    pgd = json.loads((tmp_path / "eval.json").read_text())
+    assert pgd["attack"] == {"name": "pgd", "eps": 0.2, "steps": 3, "step_size": None}
+    assert pgd["target/acc"] == pytest.approx(metrics["target/acc"], abs=1e-6)  # clean accuracy unchanged
+    assert pgd["target/robust_acc"] < pgd["target/acc"]  # eps = 0.2 of the [0, 1] range breaks a tiny model
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["attack=cw", "attack.eps=0.1"], "attack= must be one of fgsm, pgd"),
+    (["attack=pgd"], "needs its budget: attack.eps=E"),
+    (["attack=pgd", "attack.eps=8"], r"attack.eps must be in \(0, 1\]"),
+    (["attack=fgsm", "attack.eps=0.1", "attack.steps=5"], "attack=fgsm is one step"),
+    (["attack=pgd", "attack.eps=0.1", "attack.steps=ten"], "attack.steps='ten' is not an integer"),
+])
+def test_bad_attack_settings_are_one_line_errors(args, message, capsys):
+    assert eval_main(["checkpoint=never-read.ckpt", *args]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1, err

@@ -198,7 +198,7 @@ def test_optuna_missing_is_one_line_with_the_extra(monkeypatch, capsys, tmp_path
     monkeypatch.setitem(sys.modules, "optuna", None)  # makes `import optuna` raise ImportError
     assert main(["--optuna", "2", "method.lr=interval(1e-3,1e-1)", "--dir", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "pip install lepton[search]" in err
+    assert err.count("\n") == 0 and "pip install lepton-transfer[search]" in err
     assert not (tmp_path / "s").exists()
 
 

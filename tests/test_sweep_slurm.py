@@ -107,7 +107,7 @@ def test_missing_submitit_is_one_line_and_creates_nothing(monkeypatch, capsys, t
     monkeypatch.setitem(sys.modules, "submitit", None)  # makes `import submitit` raise ImportError
     for launcher in (["--launcher", "slurm"], ["hydra/launcher=submitit_slurm"]):
         assert main([*launcher, "seed=0,1", "--dir", str(tmp_path / "s")]) == 2
-        assert "pip install lepton[cluster]" in one_error_line(capsys)
+        assert "pip install lepton-transfer[cluster]" in one_error_line(capsys)
     assert not (tmp_path / "s").exists()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, open_dict
 
 from lepton_cli.builders.data import resolve_data_shape
+from lepton_cli.schema.presets import apply_per_method
 
 # Settings in conf/method/ that the builders read, not the method's constructor.
 BUILDER_KEYS = ("teacher_epochs",)
@@ -16,6 +17,7 @@ def build_method(cfg: DictConfig, datamodule, **extra):
     from hydra.utils import get_class, instantiate
 
     resolve_data_shape(cfg, datamodule)
+    apply_per_method(cfg)  # an experiment preset's settings for this method, before the teacher reads any
     if get_class(cfg.method._target_).needs_teacher(cfg.method):
         from lepton_cli.builders.teacher import build_teacher
 

@@ -209,8 +209,10 @@ def build_classifier(checkpoint: dict):
         weak.use_backbone_normalization(backbone_normalization(backbone))  # `auto`: as in training
         normalize = weak.normalize
     else:
+        from lepton_cli.data.augment import as_unit_range
+
         def normalize(images):
-            return (images.float() / 255 - 0.5) / 0.5
+            return (as_unit_range(images) - 0.5) / 0.5  # uint8, or [0, 1] floats (the attacks' space)
     return classifier.eval(), normalize
 
 

@@ -4,8 +4,13 @@ source-trained starting point of fine-tuning.
 A teacher is a `Classifier` (backbone from `cfg.teacher`) whose weights never change. It comes
 from, in order:
 
-1. `teacher.checkpoint=PATH`: the `model.*` weights of a checkpoint written by `lepton train`;
-2. otherwise Lepton trains it on the labelled source (source-only, same data and augmentation,
+1. `teacher.run=RUN_DIR`: the model of an earlier `lepton train` run (adapt, then distil), its
+   architecture rebuilt from the run's saved config through the allowlist of
+   `builders.saved_model` (the stored config is data, never instantiated), from the run's
+   selection pick `checkpoints/best-*.ckpt` when there is one and the run chose without target
+   labels, else `checkpoints/last.ckpt`; the log says which. `teacher=` is then ignored;
+2. `teacher.checkpoint=PATH`: the `model.*` weights of a checkpoint written by `lepton train`;
+3. otherwise Lepton trains it on the labelled source (source-only, same data and augmentation,
    `method.teacher_epochs` epochs), starting from timm's ImageNet weights when
    `teacher.pretrained=true`. The weights are cached under `${data.cache_dir}/teachers/<hash>.pt`,
    keyed by everything that determines them, so the next run with the same settings reuses them.
@@ -23,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from lepton_cli.builders.data import resolve_data_shape
@@ -40,9 +45,10 @@ OPTIMISATION_KEYS = ("lr", "bottleneck_dim", "optimizer", "scheduler")  # from c
 class FrozenTeacher(nn.Module):
     """A classifier that stays in eval mode and gets no gradients; `forward` returns logits."""
 
-    def __init__(self, classifier: Classifier):
+    def __init__(self, classifier: Classifier, input_shape: tuple[int, int, int] | None = None):
         super().__init__()
         self.classifier = classifier.requires_grad_(False).eval()
+        self.input_shape = input_shape  # (channels, height, width) of the images it is given
 
     def train(self, mode: bool = True) -> FrozenTeacher:
         return super().train(False)  # dropout and batch-norm statistics stay frozen inside a training model
@@ -62,12 +68,86 @@ def build_teacher(cfg: DictConfig, datamodule) -> FrozenTeacher:
     role = "student" if cfg.method.get("init") == "source" else "teacher"
     backbone_cfg = cfg[role]
     num_classes = len(datamodule.classes)
-    if backbone_cfg.get("checkpoint"):
+    input_shape = ((int(cfg.data.channels), int(cfg.data.image_size), int(cfg.data.image_size))
+                   if getattr(datamodule, "modality", "image") == "image" else None)  # text/audio: no (C, H, W)
+    if role == "teacher" and backbone_cfg.get("run"):
+        classifier = load_run_classifier(backbone_cfg.run, list(datamodule.classes), input_shape)
+    elif backbone_cfg.get("checkpoint"):
         classifier = load_checkpoint_classifier(backbone_cfg, backbone_cfg.checkpoint, num_classes, role)
         log.info("%s: %s from %s", role, describe(backbone_cfg), backbone_cfg.checkpoint)
     else:
         classifier = source_trained_classifier(cfg, datamodule, backbone_cfg, role)
-    return FrozenTeacher(classifier)
+    return FrozenTeacher(classifier, input_shape)
+
+
+def run_checkpoint(run_dir: Path) -> tuple[Path, str]:
+    """(The checkpoint of an earlier run to teach from, why that one): the selection callback's pick
+    `checkpoints/best-*.ckpt` when the run chose without target labels, else `checkpoints/last.ckpt`."""
+    import yaml
+
+    checkpoints = run_dir / "checkpoints"
+    best = sorted(checkpoints.glob("best-*.ckpt"))
+    if len(best) == 1:
+        # The run's config.yaml is data (yaml.safe_load): read only for which validator chose "best".
+        try:
+            stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            stored = None
+        selection = stored.get("selection") if isinstance(stored, dict) else None
+        if not chosen_with_target_labels(selection):
+            return best[0], f"{best[0].name}: the run's selection pick by {selection.get('name', 'its validator')}"
+        reason = "last.ckpt: the run's best-*.ckpt was chosen with target labels (or the run's config.yaml is unreadable)"
+    else:
+        reason = "last.ckpt: the run has no single selection pick (best-*.ckpt)"
+    last = checkpoints / "last.ckpt"
+    if not last.is_file():
+        raise LeptonError(f"teacher.run={run_dir} has no checkpoints/last.ckpt; give the directory of a finished "
+                          "lepton train run (it holds checkpoints/ and metrics.json)")
+    return last, reason
+
+
+def chosen_with_target_labels(selection) -> bool:
+    """Whether a stored `selection:` node names a validator that reads target labels (the oracle);
+    unknown or foreign validators count as reading them. Only Lepton's own classes are looked up."""
+    from hydra.utils import get_object
+
+    from lepton_cli.builders.saved_model import allowed_targets
+
+    target = selection.get("_target_") if isinstance(selection, dict) else None
+    if target not in allowed_targets("selection"):
+        return True
+    return bool(getattr(get_object(target), "uses_target_labels", True))
+
+
+def load_run_classifier(run: str, classes: list[str], input_shape: tuple[int, int, int]) -> Classifier:
+    """The classifier of an earlier Lepton run (adapt, then distil), through the allowlist of
+    `builders.saved_model`; refuses a run of other classes or another image shape."""
+    from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, load_checkpoint
+
+    run_dir = Path(run).expanduser()
+    if not run_dir.is_dir():
+        raise LeptonError(f"teacher.run={run} is not a directory; give the directory of an earlier lepton train run "
+                          "(e.g. teacher.run=runs/2026-11-30_12-00-00_synth_digits_to_digits_mcc)")
+    path, which = run_checkpoint(run_dir)
+    checkpoint = load_checkpoint(path)
+    trained_classes = checkpoint_classes(checkpoint)
+    if trained_classes != classes:
+        raise LeptonError(f"teacher.run={run} predicts the classes [{', '.join(trained_classes[:12])}] but this run has "
+                          f"[{', '.join(classes[:12])}]; distil from a run on the same classes (the same source data set)")
+    data = checkpoint["lepton_config"]["data"]
+    trained_shape = (data["channels"], data["image_size"], data["image_size"])
+    if trained_shape != input_shape:
+        raise LeptonError(f"teacher.run={run} was trained on {trained_shape[0]}-channel {trained_shape[1]} px images but this "
+                          f"run has {input_shape[0]}-channel {input_shape[1]} px; set data.channels={trained_shape[0]} "
+                          f"data.image_size={trained_shape[1]}")
+    classifier, _normalize = build_classifier(checkpoint)
+    config = checkpoint["lepton_config"]
+    log.info("teacher: %s (%s) from %s, %s", describe_saved(config["student"]), config["method"].get("name"), path, which)
+    return classifier
+
+
+def describe_saved(backbone: dict) -> str:
+    return str(backbone.get("name") or str(backbone.get("_target_", "?")).rsplit(".", 1)[-1])
 
 
 def describe(backbone_cfg: DictConfig) -> str:
@@ -78,7 +158,11 @@ def describe(backbone_cfg: DictConfig) -> str:
 def new_backbone(backbone_cfg: DictConfig) -> nn.Module:
     from hydra.utils import instantiate
 
-    # The checkpoint (if any) holds the whole classifier and is loaded here, not by the backbone.
+    # The checkpoint (if any) holds the whole classifier and is loaded here, not by the backbone;
+    # `run` (the teacher's) is the builder's, not the backbone's.
+    backbone_cfg = backbone_cfg.copy()
+    with open_dict(backbone_cfg):
+        backbone_cfg.pop("run", None)
     return instantiate(backbone_cfg, checkpoint=None)
 
 
@@ -118,7 +202,7 @@ def cache_key(cfg: DictConfig, datamodule, backbone_cfg: DictConfig) -> dict:
     data = cfg.data
     key = {
         "format": CACHE_FORMAT,
-        "backbone": {k: v for k, v in plain(backbone_cfg).items() if k != "checkpoint"},
+        "backbone": {k: v for k, v in plain(backbone_cfg).items() if k not in ("checkpoint", "run")},
         "source": plain(cfg.source),
         "classes": list(datamodule.classes),
         "data": {k: data.get(k) for k in ("image_size", "channels", "batch_size", "steps_per_epoch",

@@ -21,7 +21,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, selection):
     # The validator's score drives the checkpoint callback's monitor (conf/callbacks/default.yaml).
     callbacks = [*instantiate(cfg.callbacks).values(), selection, *reliability_callbacks(run_dir)]
     if cfg.get("report", False):
-        callbacks.append(ReportCallback(run_dir / "report"))
+        # A fast_dev_run (trainer=debug) checks that a setup runs: its report skips the slow t-SNE.
+        callbacks.append(ReportCallback(run_dir / "report", tsne_points=0 if cfg.trainer.get("fast_dev_run") else 1000))
     prepare_trainer_config(cfg)
     return instantiate(trainer_arguments(cfg.trainer), logger=instantiate(cfg.logger) or False,
                        callbacks=callbacks, plugins=[atomic_checkpoint_io()])

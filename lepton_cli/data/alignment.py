@@ -1,4 +1,4 @@
-"""Match classes by name across the source and target domains."""
+"""Match classes by name across the source and target domains (and across several sources)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lepton_cli.data.arrays import ImageArrays
+from lepton_cli.data.arrays import ImageArrays, InputArrays
 from lepton_cli.errors import LeptonError
 
 
@@ -47,13 +47,13 @@ class ClassAlignment:
             dropped_target=[c for c in target_classes if _key(c) not in shared_keys],
         )
 
-    def apply(self, arrays: ImageArrays) -> ImageArrays:
+    def apply(self, arrays: ImageArrays | InputArrays) -> ImageArrays | InputArrays:
         """Keep the shared classes of one split and renumber its labels to the shared index."""
         shared_index = {_key(c): i for i, c in enumerate(self.classes)}
         lookup = np.array([shared_index.get(_key(c), -1) for c in arrays.classes], dtype=np.int64)
         labels = lookup[arrays.labels]
         keep = labels >= 0
-        return ImageArrays(arrays.images[keep], labels[keep], list(self.classes))
+        return arrays.subset(keep, labels[keep], list(self.classes))
 
     def describe(self) -> str:
         dropped = []
@@ -65,3 +65,17 @@ class ClassAlignment:
 
     def as_dict(self) -> dict:
         return {"classes": self.classes, "dropped_source": self.dropped_source, "dropped_target": self.dropped_target}
+
+
+def shared_by_sources(named_classes: list[tuple[str, list[str]]]) -> ClassAlignment:
+    """The classes every source domain has, in the first domain's order (`dropped_source` lists what
+    each domain loses as `domain: class`); at least 2, else a LeptonError that names the domains."""
+    shared = [c for c in named_classes[0][1] if all(_key(c) in {_key(o) for o in classes} for _, classes in named_classes)]
+    names = ", ".join(name for name, _ in named_classes)
+    if len(shared) < 2:
+        raise LeptonError(f"the source domains {names} share {len(shared)} class(es) ({', '.join(shared) or 'none'}); "
+                          "they need at least 2 in common: choose domains with the same classes, or rename "
+                          "classes with source.settings.<domain>.rename_classes")
+    keys = {_key(c) for c in shared}
+    dropped = [f"{name}: {c}" for name, classes in named_classes for c in classes if _key(c) not in keys]
+    return ClassAlignment(classes=shared, dropped_source=dropped, dropped_target=[])

@@ -10,6 +10,11 @@ Normalisation is `(x - mean) / std` per channel. `mean: auto, std: auto` (the de
 `conf/augment/`) takes the backbone's own statistics (timm's pretrained config, ImageNet's for
 torchvision models; `lepton_cli.models.backbones.backbone_normalization`), and 0.5 / 0.5 for a
 backbone without any (the small digit CNN): `AdaptationMethod` resolves it when it is built.
+
+The other modalities' views have the same interface (`forward`: the view in training mode, the
+plain normalised input in evaluation; `normalize`: the plain input): `FeatureDropout` (bag-of-words
+vectors), `TokenDropout` (token ids) and `LogMelAugment` (waveforms → log-mel spectrograms with
+SpecAugment masks). Each says its `modality` (see `data/modality.py`).
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ class BatchAugment(nn.Module):
     Output is float in the normalised space `(x - mean) / std`, x in [0, 1] (see `as_unit_range`);
     `mean` and `std` are one number, one per channel, or `auto` (see the module docstring).
     """
+
+    modality = "image"
 
     def __init__(self, rotate: float = 0.0, scale: float = 0.0, shear: float = 0.0, translate: float = 0.0,
                  hflip: bool = False, brightness: float = 0.0, contrast: float = 0.0, invert: float = 0.0,
@@ -147,3 +154,146 @@ class BatchAugment(nn.Module):
         cols = torch.arange(width, device=x.device).view(1, 1, width)
         inside = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
         return x * (~inside).unsqueeze(1).float()
+
+
+def _dropout_probability(value: float, name: str) -> float:
+    if not 0 <= value < 1:
+        raise LeptonError(f"augment {name} must lie in [0, 1), got {value}")
+    return float(value)
+
+
+class FeatureDropout(nn.Module):
+    """Bag-of-words vectors (B, D), float counts: `transform` (`log1p`, `binary` or `none`), and in
+    training each feature zeroed with probability `dropout`, independently per review.
+
+    No 1/(1 - p) rescaling, unlike nn.Dropout: the view stands for the same review with some words
+    left out, which is what the pseudo-label and consistency methods need (a plausible input the
+    label should not change), not a regulariser of activations. `log1p` (the default) keeps a word
+    said 20 times from saturating the shallow network's sigmoid units; VAT's radius (`method.vat_eps`)
+    is measured in this transformed space.
+    """
+
+    modality = "features"
+    TRANSFORMS = ("log1p", "binary", "none")
+
+    def __init__(self, dropout: float = 0.0, transform: str = "log1p"):
+        super().__init__()
+        if transform not in self.TRANSFORMS:
+            raise LeptonError(f"augment transform must be one of {', '.join(self.TRANSFORMS)}, got {transform!r}")
+        self.dropout, self.transform = _dropout_probability(dropout, "dropout"), transform
+
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        if not features.is_floating_point() or features.ndim != 2:
+            raise LeptonError(f"bag-of-words inputs must be float (batch, features), got {features.dtype} "
+                              f"{tuple(features.shape)}; use augment=tokens for token ids")
+        features = features.float()
+        if self.transform == "log1p":
+            return torch.log1p(features.clamp_min(0))
+        if self.transform == "binary":
+            return (features > 0).float()
+        return features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        features = self.normalize(features)
+        if self.training and self.dropout > 0:
+            features = features * (torch.rand_like(features) >= self.dropout)
+        return features
+
+
+class TokenDropout(nn.Module):
+    """Token ids (B, L), 0 = padding: in training each token replaced by padding with probability
+    `dropout` (word dropout, as in Iyyer et al. 2015's deep averaging networks). Ids stay integers:
+    VAT, which perturbs its input continuously, has nothing to perturb here (use the bag-of-words
+    data sets, `amazon/*`, for VADA)."""
+
+    modality = "tokens"
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = _dropout_probability(dropout, "dropout")
+
+    def normalize(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.is_floating_point() or tokens.ndim != 2:
+            raise LeptonError(f"token inputs must be integer ids (batch, length), got {tokens.dtype} "
+                              f"{tuple(tokens.shape)}; VAT and other continuous perturbations need augment=text "
+                              "on bag-of-words data (amazon/*)")
+        return tokens.long()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = self.normalize(tokens)
+        if self.training and self.dropout > 0:
+            tokens = tokens.masked_fill(torch.rand(tokens.shape, device=tokens.device) < self.dropout, 0)
+        return tokens
+
+
+class LogMelAugment(nn.Module):
+    """Waveforms (B, T) → log-mel spectrograms (B, 1, n_mels, frames), standardised per utterance
+    (zero mean, unit variance over all bins: a recording's loudness and a stationary channel gain
+    are not what the label depends on).
+
+    In training: a random time shift of up to `shift` of the length (zeros shifted in), then
+    SpecAugment's masks (Park et al., "SpecAugment", Interspeech 2019): `time_masks` spans of up to
+    `time_mask` frames and `freq_masks` bands of up to `freq_mask` mel channels, set to 0 (the
+    mean). The weak view is a shift; the strong view adds the masks (`conf/augment/audio.yaml`).
+    The spectrogram is computed here, on the batch's device (`data.audio.log_mel`).
+    """
+
+    modality = "audio"
+
+    def __init__(self, sample_rate: int = 8000, n_fft: int = 256, hop_length: int = 80, n_mels: int = 40,
+                 f_min: float = 0.0, f_max: float | None = None, shift: float = 0.0, time_masks: int = 0,
+                 time_mask: int = 0, freq_masks: int = 0, freq_mask: int = 0):
+        super().__init__()
+        from lepton_cli.data.audio import mel_filter_bank
+
+        if not 0 <= shift < 1 or min(time_masks, time_mask, freq_masks, freq_mask) < 0:
+            raise LeptonError(f"augment shift must lie in [0, 1) and the mask counts and widths be non-negative, got "
+                              f"shift={shift}, time_masks={time_masks}, time_mask={time_mask}, "
+                              f"freq_masks={freq_masks}, freq_mask={freq_mask}")
+        self.n_fft, self.hop_length, self.shift = n_fft, hop_length, shift
+        self.time_masks, self.time_mask, self.freq_masks, self.freq_mask = time_masks, time_mask, freq_masks, freq_mask
+        self.register_buffer("filter_bank", mel_filter_bank(n_mels, n_fft, sample_rate, f_min, f_max), persistent=False)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def normalize(self, waveforms: torch.Tensor) -> torch.Tensor:
+        from lepton_cli.data.audio import log_mel
+
+        if not waveforms.is_floating_point() or waveforms.ndim != 2:
+            raise LeptonError(f"audio inputs must be float waveforms (batch, samples), got {waveforms.dtype} "
+                              f"{tuple(waveforms.shape)}")
+        spectrogram = log_mel(waveforms.float(), self.filter_bank, self.window, self.hop_length)
+        mean = spectrogram.mean(dim=(1, 2), keepdim=True)
+        std = spectrogram.std(dim=(1, 2), keepdim=True).clamp_min(1e-5)
+        return ((spectrogram - mean) / std).unsqueeze(1)
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.normalize(waveforms)
+        if self.shift > 0:
+            waveforms = self._shift(waveforms)
+        spectrogram = self.normalize(waveforms)
+        spectrogram = _mask_spans(spectrogram, self.time_masks, self.time_mask, dim=3)
+        return _mask_spans(spectrogram, self.freq_masks, self.freq_mask, dim=2)
+
+    def _shift(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Each waveform moved by a random whole number of samples in ±shift·T, zeros shifted in."""
+        batch, length = waveforms.shape
+        limit = int(self.shift * length)
+        offsets = torch.randint(-limit, limit + 1, (batch, 1), device=waveforms.device)
+        source = torch.arange(length, device=waveforms.device).view(1, -1) - offsets
+        inside = (source >= 0) & (source < length)
+        return torch.gather(waveforms, 1, source.clamp(0, length - 1)) * inside
+
+
+def _mask_spans(spectrogram: torch.Tensor, count: int, width: int, dim: int) -> torch.Tensor:
+    """`count` spans of 0..`width` bins along `dim`, at random places per sample, set to 0."""
+    if count <= 0 or width <= 0:
+        return spectrogram
+    batch, size = spectrogram.shape[0], spectrogram.shape[dim]
+    positions = torch.arange(size, device=spectrogram.device).view(1, 1, size)
+    widths = torch.randint(0, min(width, size) + 1, (batch, count, 1), device=spectrogram.device)
+    starts = (torch.rand(batch, count, 1, device=spectrogram.device) * (size - widths + 1)).long()
+    masked = ((positions >= starts) & (positions < starts + widths)).any(dim=1)  # (batch, size)
+    shape = [batch, 1, 1, 1]
+    shape[dim] = size
+    return spectrogram * (~masked).view(shape)

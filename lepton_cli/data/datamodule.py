@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from lepton_cli.data.alignment import ClassAlignment
-from lepton_cli.data.arrays import ImageArrays
+from lepton_cli.data.arrays import ImageArrays, InputArrays
 from lepton_cli.data.domains import Domain
+from lepton_cli.data.modality import input_tensors, one_modality
 from lepton_cli.errors import LeptonError
 
 MIN_AUTO_SIZE = 28  # the smallest size `image_size: auto` picks (scikit-learn's digits are 8 px)
@@ -22,20 +23,24 @@ UNLABELLED = -1  # what the target training loader yields in place of labels an 
 
 class TensorImages(Dataset):
     """uint8 images (N, C, H, W) and labels held in memory; `length` > N repeats them so that an
-    epoch can be a fixed number of steps whatever the data set's size."""
+    epoch can be a fixed number of steps whatever the data set's size. With `domains` (pooled
+    sources) each item is (image, label, domain index)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, length: int | None = None):
-        self.images, self.labels = images, labels
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, length: int | None = None,
+                 domains: torch.Tensor | None = None):
+        self.images, self.labels, self.domains = images, labels, domains
         self.length = length or len(labels)
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, ...]:
         """One image, or a whole batch by a list of indices (one gather: the fast path)."""
         if isinstance(index, list):
             index = torch.tensor(index, device=self.labels.device)
         index = index % len(self.labels)
+        if self.domains is not None:
+            return self.images[index], self.labels[index], self.domains[index]
         return self.images[index], self.labels[index]
 
 
@@ -61,7 +66,7 @@ class DomainAdaptationData(pl.LightningDataModule):
     """Source and target data, aligned by class name and brought to one size and channel count.
 
     Training yields `{"source": (images, labels), "target": (images, labels)}` each step, both as
-    uint8 tensors; the target labels are `UNLABELLED` unless the method asks for
+    uint8 tensors (text and audio: their inputs as `data/modality.py` says); the target labels are `UNLABELLED` unless the method asks for
     `target_labels_per_class` labelled images per class (fine-tuning).
 
     Evaluation, by split name (`val_splits`, `test_splits`, the order of the loaders):
@@ -78,6 +83,11 @@ class DomainAdaptationData(pl.LightningDataModule):
     separate test split (image folders, Office-31/Home), the images equal to a labelled one are
     removed from target test. `test_sizes` says how many images each test number rests on.
     `splits` holds each split as loaded; the training loaders skip the held-out images.
+
+    Several sources (`data.multi_source.MultiSourceDomain`): `source_domains` holds the domain index
+    of each image of the source splits; `source_val` is held out from each domain alike (DomainBed's
+    training-domain validation); training batches draw the domains evenly (`balanced`) and carry
+    the index as `batch["source_domain"]` beside the unchanged `batch["source"]`.
     """
 
     test_splits = ("target", "source")
@@ -87,13 +97,15 @@ class DomainAdaptationData(pl.LightningDataModule):
                  eval_batch_size: int = 512, steps_per_epoch: int = 200, num_workers: int = 0,
                  target_labels_per_class: int | None = None, label_seed: int = 0, use_target_train: bool = True,
                  source_val_fraction: float = 0.0, source_val_seed: int = 0, fast_path: str = "auto",
-                 target_val_fraction: float = 0.1, validate_target_test: bool = False):
+                 target_val_fraction: float = 0.1, validate_target_test: bool = False, input_dim: int | str = "auto"):
         super().__init__()
         if batch_size <= 0 or steps_per_epoch <= 0:
             raise LeptonError(f"data.batch_size and data.steps_per_epoch must be positive, got {batch_size} and {steps_per_epoch}")
         self.source, self.target = source, target
         self.root, self.cache_dir, self.download = Path(root).expanduser(), cache_dir, download
         self.image_size, self.channels = image_size, channels
+        # Text and audio: the input width the backbone needs (data/modality.py), set by setup().
+        self.input_dim, self.modality = input_dim, None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.steps_per_epoch, self.num_workers = steps_per_epoch, num_workers
         self.target_labels_per_class, self.label_seed = target_labels_per_class, label_seed
@@ -110,13 +122,14 @@ class DomainAdaptationData(pl.LightningDataModule):
         self.train_indices: dict[str, torch.Tensor] = {}  # images of a split the training loader may use
         self.alignment: ClassAlignment | None = None
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.source_domains: dict[str, torch.Tensor] = {}  # split → domain index per image, pooled sources only
 
     @property
     def classes(self) -> list[str]:
         self.setup()
         return self.alignment.classes
 
-    def _resolve_auto_shape(self, raw: dict[str, ImageArrays]) -> None:
+    def _resolve_auto_shape(self, raw: dict[str, ImageArrays | InputArrays]) -> None:
         """`image_size: auto` is the source's native size (at least MIN_AUTO_SIZE); `channels: auto`
         is 3 when either domain is in colour, else 1. So CIFAR→STL trains at 32 px RGB and
         MNIST→USPS at 28 px grey without the user saying so."""
@@ -130,14 +143,21 @@ class DomainAdaptationData(pl.LightningDataModule):
             return
         raw = {f"{role}_{split}": domain.load(split, self.root, self.download, self.cache_dir)
                for role, domain in (("source", self.source), ("target", self.target)) for split in ("train", "test")}
+        self.modality = one_modality(raw, self.source.name, self.target.name)
         self.alignment = ClassAlignment.between(raw["source_train"].classes, raw["target_train"].classes,
                                                 self.source.name, self.target.name)
-        self._resolve_auto_shape(raw)
-        for key, arrays in raw.items():
-            arrays = self.alignment.apply(arrays)
+        if self.modality == "image":
+            self._resolve_auto_shape(raw)
+        aligned = {key: self.alignment.apply(arrays) for key, arrays in raw.items()}
+        for key, arrays in aligned.items():
             if len(arrays) == 0:
                 raise LeptonError(f"{key.replace('_', ' ')} split of {getattr(self, key.split('_')[0]).name} has no images of the shared classes")
-            self.splits[key] = to_tensor(arrays, self.image_size, self.channels)
+            if self.modality == "image":
+                self.splits[key] = to_tensor(arrays, self.image_size, self.channels)
+            if hasattr(arrays, "domain_index"):  # pooled sources
+                self.source_domains[key] = torch.from_numpy(arrays.domain_index)
+        if self.modality != "image":
+            self._set_inputs(aligned)
         images, labels = self.splits["target_train"]
         if self.target_val_fraction > 0:
             val, keep = self._hold_out(len(labels), self.target_val_fraction, "target", self.target.name)
@@ -153,9 +173,26 @@ class DomainAdaptationData(pl.LightningDataModule):
             self.splits["target_train"] = (images, torch.full_like(labels, UNLABELLED))
         if self.source_val_fraction > 0:
             images, labels = self.splits["source_train"]
-            val, keep = self._hold_out(len(labels), self.source_val_fraction, "source", self.source.name)
+            domains = self.source_domains.get("source_train", torch.zeros_like(labels))
+            val, keep = [], []
+            for domain in torch.unique(domains):  # from each source domain alike: every one is validated
+                members = torch.nonzero(domains == domain).flatten()
+                held_out, kept = self._hold_out(len(members), self.source_val_fraction, "source", self.source.name)
+                val.append(members[held_out])
+                keep.append(members[kept])
+            val, keep = torch.cat(val).sort().values, torch.cat(keep).sort().values
             self.splits["source_val"] = (images[val], labels[val])
             self.train_indices["source_train"] = keep
+            if "source_train" in self.source_domains:
+                self.source_domains["source_val"] = domains[val]
+
+    def _set_inputs(self, aligned: dict[str, InputArrays]) -> None:
+        tensors, input_dim = input_tensors(aligned)
+        if self.input_dim not in ("auto", input_dim):
+            raise LeptonError(f"data.input_dim={self.input_dim} but the {self.modality} data has width {input_dim}; "
+                              "leave data.input_dim=auto (it is set from the data)")
+        self.splits.update(tensors)
+        self.input_dim = input_dim
 
     def _hold_out(self, count: int, fraction: float, role: str, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(held-out, kept) sorted indices of a split of `count` images, drawn with a fixed seed."""
@@ -198,21 +235,39 @@ class DomainAdaptationData(pl.LightningDataModule):
         self.setup()
         return {split: len(self.splits[f"{split}_test"][1]) for split in self.test_splits}
 
-    def _train_loader(self, key: str) -> DataLoader:
+    def _train_loader(self, key: str, with_domains: bool = False) -> DataLoader:
+        """`with_domains`: pooled sources yield (images, labels, domain index), which
+        `on_before_batch_transfer` turns into `batch["source_domain"]` (other callers get pairs)."""
         images, labels = self.splits[key]
+        domains = self.source_domains.get(key)
         if key in self.train_indices:
             images, labels = images[self.train_indices[key]], labels[self.train_indices[key]]
+            domains = domains[self.train_indices[key]] if domains is not None else None
         length = self.steps_per_epoch * self.batch_size
+        balanced = None
+        if domains is not None and getattr(self.source, "balanced", False):
+            from lepton_cli.data.multi_source import BalancedDomainSampler
+
+            balanced = BalancedDomainSampler(domains, length, self.batch_size)
         if self.uses_fast_path():
             # Data on the training device once; each batch is one gather by a batch of random indices.
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-            dataset = TensorImages(images.to(device), labels.to(device), length=length)
-            return DataLoader(dataset, batch_size=None,
-                              sampler=BatchSampler(RandomSampler(range(length)), self.batch_size, drop_last=True))
-        dataset = TensorImages(images, labels, length=length)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
+            dataset = TensorImages(images.to(device), labels.to(device), length=length,
+                                   domains=domains.to(device) if domains is not None and with_domains else None)
+            sampler = BatchSampler(balanced or RandomSampler(range(length)), self.batch_size, drop_last=True)
+            return DataLoader(dataset, batch_size=None, sampler=sampler)
+        dataset = TensorImages(images, labels, length=length, domains=domains if with_domains else None)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=balanced is None, sampler=balanced, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=self._on_gpu())
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        """Pooled sources: `batch["source"]` stays (images, labels), as every method reads it; the
+        domain index goes beside it as `batch["source_domain"]` for the methods that use it."""
+        if isinstance(batch, dict) and len(batch.get("source", ())) == 3:
+            images, labels, domains = batch["source"]
+            batch = {**batch, "source": (images, labels), "source_domain": domains}
+        return batch
 
     def _on_gpu(self) -> bool:
         return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
@@ -227,7 +282,7 @@ class DomainAdaptationData(pl.LightningDataModule):
         return self.fast_path == "on" or (self.fast_path == "auto" and not distributed and self.num_workers == 0)
 
     def train_dataloader(self) -> dict[str, DataLoader]:
-        loaders = {"source": self._train_loader("source_train")}
+        loaders = {"source": self._train_loader("source_train", with_domains=True)}
         if self.use_target_train:
             loaders["target"] = self._train_loader("target_train")
         return loaders

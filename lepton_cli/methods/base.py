@@ -7,7 +7,8 @@ and writes `training_step`; `self.view(images, "weak")` gives the augmented, nor
 The batch format, the same from `lepton train` and from your own Python code:
 
 - training: `{"source": (images, labels), "target": (images, labels)}`; the target labels are
-  ignored by the unsupervised methods (the DataModule sends -1) and read by `FineTune`;
+  ignored by the unsupervised methods (the DataModule sends -1) and read by `FineTune`; with
+  several source domains (`source=multi`) also `"source_domain"`: the domain index of each source image;
 - evaluation: `(images, labels)` per dataloader; `DomainAdaptationData` names its loaders
   (`val_splits`, `test_splits`), plain lists of loaders are named `EVAL_DOMAINS` in order;
 - images: (B, C, H, W), either uint8 in [0, 255] or float in [0, 1] (torchvision's `ToTensor`),
@@ -75,6 +76,12 @@ class AdaptationMethod(pl.LightningModule):
     def needs_teacher(cls, method_cfg) -> bool:
         """Whether `train.py` must build a frozen teacher (passed to `__init__` as `teacher=`)."""
         return False
+
+    @classmethod
+    def reads_target_train(cls, method_cfg) -> bool:
+        """Whether the DataModule yields target training images: `uses_target_train`, unless a
+        method's own config decides (CORAL aligns to the target only when asked)."""
+        return cls.uses_target_train
 
     def __init__(self, backbone: nn.Module, num_classes: int, class_names: list[str] | None = None,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -173,8 +180,10 @@ class AdaptationMethod(pl.LightningModule):
     def log_losses(self, **losses: torch.Tensor) -> None:
         """Log training terms as `train/<name>`; tensors stay on the device (no per-step sync)."""
         # batch_size only matters for epoch averages, which these per-step values do not use.
-        self.log_dict({f"train/{name}": value.detach() for name, value in losses.items()}, on_step=True,
-                      on_epoch=False, batch_size=1)
+        self.log_dict({f"train/{name}": value.detach() for name, value in losses.items() if name != "loss"},
+                      on_step=True, on_epoch=False, batch_size=1)
+        if "loss" in losses:  # the total also in the progress bar
+            self.log("train/loss", losses["loss"].detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
         self.last_losses = {name: value.detach() for name, value in losses.items()}  # read by the NaN guard
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,7 +27,8 @@ log = logging.getLogger("lepton")
 
 # torchvision's ImageNet weights were trained on inputs normalised with these (torchvision docs).
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-HUB_PROBE_TIMEOUT_S = 3.0  # how long a pretrained-weights download may wait for the network to answer
+HUB_PROBE_TIMEOUT_S = 1.0  # how long the check for a network may take: without one, the error comes in < 2 s
+HF_HUB_PREFIXES = ("hf-hub:", "hf_hub:")  # timm's names for a model on the Hugging Face hub: hf-hub:org/name
 
 
 def backbone_normalization(backbone: nn.Module, channels: int | None = None) -> tuple[list[float], list[float]] | None:
@@ -78,21 +80,28 @@ class SmallCNN(nn.Module):
 
 def timm_backbone(name: str, pretrained: bool = False, in_chans: int = 3, checkpoint: str | None = None,
                   **kwargs) -> nn.Module:
-    """`timm.create_model(name, num_classes=0)`: the model without its classifier, pooled features out."""
+    """`timm.create_model(name, num_classes=0)`: the model without its classifier, pooled features out.
+    `name` is one of timm's (`resnet50`, `resnet50.a1_in1k`) or a model on the Hugging Face hub
+    (`hf-hub:timm/resnet50.a1_in1k`)."""
     import timm
 
-    if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
-        close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:8]
+    from lepton_cli.config import close_names
+
+    on_hub = name.startswith(HF_HUB_PREFIXES)
+    if not on_hub and name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
+        close = close_names(name.split(".")[0], timm.list_models(), count=8)
         raise LeptonError(f"timm has no model named {name!r}" + (f"; close names: {', '.join(close)}" if close else "")
                           + "; `python -c 'import timm; print(timm.list_models())'` lists them all")
     try:
-        with fail_fast_downloads() if pretrained else contextlib.nullcontext():
+        with fail_fast_downloads() if pretrained or on_hub else contextlib.nullcontext() as offline:
             model = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
     except (OSError, RuntimeError, ValueError) as error:
-        if pretrained:
-            raise LeptonError(f"could not fetch pretrained weights for {name} ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0][:120] if str(error) else 'no network'}); connect to the internet "
-                              "once so timm can cache them, or set pretrained=false") from None
+        if pretrained or on_hub:
+            why = "no network, and they are not in the local cache" if offline else \
+                f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else 'no network'}"
+            raise LeptonError(f"could not fetch pretrained weights for {name} ({why}); point student.checkpoint=PATH "
+                              "(or teacher.checkpoint=PATH) at a local weights file with pretrained=false, or run once "
+                              "with network so that timm caches them") from None
         raise LeptonError(f"timm could not build {name!r} ({type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}); "
                           "check the model name and its arguments (timm.list_models() names them)") from None
     model.is_pretrained = bool(pretrained or checkpoint)
@@ -103,19 +112,26 @@ def timm_backbone(name: str, pretrained: bool = False, in_chans: int = 3, checkp
 
 def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     """Whether the Hugging Face hub answers a TCP connection within `timeout` seconds. Behind a
-    proxy the direct probe says nothing, so it is not made (True)."""
+    proxy the direct probe says nothing, so it is not made (True). The probe runs in a thread: a
+    name lookup (DNS) does not obey socket timeouts and can hang for many seconds without network."""
     if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return True
     host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    answered = threading.Event()
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                answered.set()
+        except OSError:
+            pass
+
+    threading.Thread(target=probe, daemon=True).start()
+    return answered.wait(timeout)
 
 
 @contextlib.contextmanager
-def fail_fast_downloads() -> Iterator[None]:
+def fail_fast_downloads() -> Iterator[bool]:
     """Around a pretrained-weights download: without network, fail at once instead of after
     huggingface_hub's retries (about a minute: 5 retries with back-off, per file, two files).
 
@@ -130,7 +146,7 @@ def fail_fast_downloads() -> Iterator[None]:
         hub.HF_HUB_OFFLINE = True
     socket.setdefaulttimeout(timeout_before or 30.0)
     try:
-        yield
+        yield hub.HF_HUB_OFFLINE  # True: offline, only cached weights load
     finally:
         hub.HF_HUB_OFFLINE = offline_before
         socket.setdefaulttimeout(timeout_before)

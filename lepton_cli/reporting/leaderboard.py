@@ -112,6 +112,7 @@ class Row:
     error: str = ""
     run_dirs: list[str] = field(default_factory=list)
     validators: set[str] = field(default_factory=set)  # "name, higher is better" per selection= the runs used
+    seeds: list[str] = field(default_factory=list)  # the seed of each finished run, in the order of `values`
     validator_uses_target_labels: bool = False
 
     @property
@@ -156,6 +157,7 @@ def build_leaderboard(records: list[dict], varying_keys: list[str], rank_by: str
                 row.validators.add(f"{metrics['selection/name']}, {better} is better")
                 row.validator_uses_target_labels |= "target labels" in str(metrics.get("selection/note", ""))
             row.wall_times.append(float(record.get("wall_time_s") or metrics.get("wall_time_s") or 0.0))
+            row.seeds.append(settings.get("seed", settings.get("+seed", "")))
         elif record["status"] == "failed":
             row.failed += 1
             row.error = record.get("error") or row.error
@@ -264,6 +266,9 @@ def write_markdown(rows: list[Row], path: Path, rank_by: str | Ranking = DEFAULT
 def write_leaderboard(rows: list[Row], directory: Path, rank_by: str | Ranking = DEFAULT_RANKING, chart: bool = True) -> None:
     write_csv(rows, directory / "leaderboard.csv", rank_by)
     write_markdown(rows, directory / "leaderboard.md", rank_by)
+    from lepton_cli.reporting.leaderboard_domains import write_domain_table  # it reads the rows defined here
+
+    write_domain_table(rows, directory / "leaderboard_domains.md")
     if chart:
         from lepton_cli.reporting.leaderboard_chart import write_bar_chart  # it draws with what this module defines
 

@@ -122,7 +122,8 @@ def model_pictures(classifier: Callable, normalize: Callable, splits: dict, clas
 
     `classifier(images) -> (logits, features)` (a `Classifier`), `normalize` turns uint8 images
     into its input, `splits` maps "source"/"target" to (uint8 images, labels). The t-SNE takes at
-    most `tsne_points` images, half from each domain, drawn with a fixed seed.
+    most `tsne_points` images, half from each domain, drawn with a fixed seed; 0 draws none (a
+    `trainer=debug` run: the t-SNE would take most of its time).
     """
     import torch
 
@@ -140,6 +141,8 @@ def model_pictures(classifier: Callable, normalize: Callable, splits: dict, clas
     logits, _, labels = outputs["target"]
     counts = confusion_matrix(labels, logits.argmax(1), len(class_names))
     confusion_matrix_plot(counts, class_names, directory / CONFUSION, "target test: confusion matrix")
+    if tsne_points <= 0:
+        return
     rng = np.random.default_rng(seed)
     parts = []
     for value, domain in enumerate(("source", "target")):

@@ -13,8 +13,9 @@ from omegaconf import MISSING
 
 from lepton_cli.errors import LeptonError
 from lepton_cli.schema.methods import METHOD_SCHEMAS, MethodSettings
+from lepton_cli.schema.presets import command_line_method_keys, with_per_method
 from lepton_cli.schema.rules import check_fields
-from lepton_cli.schema.settings import LeptonConfig
+from lepton_cli.schema.settings import NOT_TRAINER_ARGUMENTS, TRAINER_FIELDS, LeptonConfig, trainer_parameters
 
 MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take (one path component)
 GPU_ACCELERATORS = ("gpu", "cuda")
@@ -53,7 +54,8 @@ def validate(cfg: Any, *, on_this_machine: bool = True) -> None:
         raise LeptonError(f"{missing} has no value (???); set {missing}=VALUE")
     # The method's keys are checked by its option's class, not the root's MethodSettings.
     check_fields(LeptonConfig, {key: item for key, item in values.items() if key != "method"}, "")
-    method = values.get("method") or {}
+    # With an experiment preset's settings for this method (per_method:), as the run will build it.
+    method = with_per_method(values, command_line_method_keys(cfg)).get("method") or {}
     check_fields(METHOD_SCHEMAS.get(str(method.get("name")), MethodSettings), method, "method.")
     _check_trainer(values.get("trainer") or {})
     _check_no_label_steering(values)
@@ -141,6 +143,14 @@ def _first_missing(node: Any, prefix: str = "") -> str | None:
 
 
 def _check_trainer(trainer: dict) -> None:
+    extra = set(trainer) - TRAINER_FIELDS  # a preset's own keys (strategy, ...): Trainer(...) would refuse a typo late
+    unknown = sorted(extra - NOT_TRAINER_ARGUMENTS - trainer_parameters()) if extra else []
+    if unknown:
+        from lepton_cli.config import close_names
+
+        close = close_names(unknown[0], trainer_parameters())
+        raise LeptonError(f"trainer.{unknown[0]} is not an argument of pytorch_lightning.Trainer"
+                          + (f"; close names: {', '.join(close)}" if close else "") + "; fix the trainer preset or override")
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
     if max_epochs == -1 and not (isinstance(max_steps, int) and max_steps > 0):
         raise LeptonError("trainer.max_epochs=-1 trains until trainer.max_steps, which is not set: it would never stop; "

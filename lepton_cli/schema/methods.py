@@ -68,6 +68,13 @@ class DistillSettings(MethodSettings):
     distill_source: bool = MISSING
     student_view: Annotated[str, Choice(("strong", "weak"))] = MISSING
     teacher_epochs: Annotated[int, AT_LEAST_ONE] = MISSING
+    feature_loss: Annotated[str, Choice(("none", "hints", "attention", "rkd"))] = MISSING
+    feature_weight: Annotated[float, NON_NEGATIVE] = MISSING
+    teacher_layer: str | None = MISSING  # a module name in the teacher's backbone; null: its pooled features
+    student_layer: str | None = MISSING
+    adapt: Annotated[str, Choice(("none", "mcc"))] = MISSING
+    adapt_weight: Annotated[float, NON_NEGATIVE] = MISSING
+    adapt_temperature: Annotated[float, POSITIVE] = MISSING
 
 
 @dataclass
@@ -101,8 +108,31 @@ class FineTuneSettings(MethodSettings):
     teacher_epochs: Annotated[int, AT_LEAST_ONE] = MISSING
 
 
+@dataclass
+class MLDGSettings(MethodSettings):
+    inner_lr: Annotated[float, POSITIVE] = MISSING
+    beta: Annotated[float, NON_NEGATIVE] = MISSING
+    first_order: bool = MISSING
+    meta_test_domains: Annotated[int, AT_LEAST_ONE] = MISSING
+
+
+@dataclass
+class CORALSettings(MethodSettings):
+    trade_off: Annotated[float, NON_NEGATIVE] = MISSING
+    target_alignment: bool = MISSING
+
+
+@dataclass
+class MixStyleSettings(MethodSettings):
+    layers: list[str] = MISSING
+    p: Annotated[float, FRACTION] = MISSING
+    alpha: Annotated[float, POSITIVE] = MISSING
+    mix: Annotated[str, Choice(("random", "crossdomain"))] = MISSING
+
+
 # conf/method/<option>.yaml → the class of its keys (an option without one gets MethodSettings).
 METHOD_SCHEMAS: dict[str, type[MethodSettings]] = {
     "dann": AdversarialSettings, "cdan": CDANSettings, "mcc": MCCSettings, "distill": DistillSettings,
     "pseudo_label": PseudoLabelSettings, "vada": VADASettings, "finetune": FineTuneSettings,
+    "mldg": MLDGSettings, "coral": CORALSettings, "mixstyle": MixStyleSettings,
 }

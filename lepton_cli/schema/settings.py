@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,6 +31,7 @@ class DataSettings:
     download: bool = MISSING
     image_size: Annotated[Any, IMAGE_SIZE] = MISSING
     channels: Annotated[Any, Choice((1, 3, "auto"), "1 (grey) or 3 (RGB)")] = MISSING
+    input_dim: Annotated[Any, dataclasses.replace(POSITIVE, words=("auto",), integer=True)] = MISSING
     batch_size: Annotated[int, BATCH_SIZE] = MISSING
     eval_batch_size: Annotated[int, BATCH_SIZE] = MISSING
     steps_per_epoch: Annotated[int, POSITIVE] = MISSING
@@ -42,8 +44,9 @@ class DataSettings:
 
 @dataclass
 class TrainerSettings:
-    """conf/trainer/_default.yaml: the Trainer arguments Lepton sets, and its own speed keys. Presets
-    may add other Trainer arguments (strategy, num_nodes, ...)."""
+    """conf/trainer/_default.yaml: the Trainer arguments Lepton sets, and its own speed keys. Every
+    other argument of `pytorch_lightning.Trainer` may be set too, as `trainer.X=` (see
+    `trainer_parameters`), or by a preset (strategy, num_nodes, ...)."""
 
     _target_: str = MISSING
     max_epochs: int = MISSING  # >= 1, or -1 with max_steps: checked in validate()
@@ -71,6 +74,7 @@ class LeptonConfig:
     seed: Annotated[int, SEED] = MISSING
     resume: str | None = MISSING
     report: bool = MISSING
+    per_method: Any = MISSING  # {method name: {key: value}} from an experiment preset: checked in validate()
     run_name: str = MISSING
     data: DataSettings = field(default_factory=DataSettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
@@ -83,3 +87,19 @@ class LeptonConfig:
     augment: Any = MISSING
     callbacks: Any = MISSING
     selection: Any = MISSING
+
+
+# Keys of the trainer node that are not Trainer arguments: Hydra's and Lepton's own (lepton_cli/speed.py).
+NOT_TRAINER_ARGUMENTS = frozenset({"_target_", "compile", "channels_last"})
+TRAINER_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainerSettings))
+
+
+@functools.cache
+def trainer_parameters() -> frozenset[str]:
+    """The names `pytorch_lightning.Trainer(...)` takes (imports Lightning: call it only for a key
+    that is not in TRAINER_FIELDS)."""
+    import inspect
+
+    import pytorch_lightning as pl
+
+    return frozenset(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}

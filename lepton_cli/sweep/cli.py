@@ -43,10 +43,10 @@ options:
   --optuna N         search instead of a grid: N Optuna trials optimising --rank (by default the
                      selection score) over 'key=interval(lo,hi)', 'key=tag(log,interval(lo,hi))',
                      'key=int(interval(a,b))' and lists; `seed=0,1` runs every seed per trial
-                     (needs pip install lepton[search])
+                     (needs pip install lepton-transfer[search])
   --launcher NAME    local (default): subprocesses on this machine; slurm: one SLURM job per run, each
                      with trainer.num_nodes nodes and trainer.devices tasks (and GPUs) per node
-                     (needs pip install lepton[cluster]; Ctrl-C cancels the jobs)
+                     (needs pip install lepton-transfer[cluster]; Ctrl-C cancels the jobs)
   hydra/sweeper=optuna               the same as --optuna 20 (hydra.sweeper.n_trials=N: --optuna N;
                      hydra.sweeper.direction=minimize ranks lowest first)
   hydra/launcher=submitit_slurm      the same as --launcher slurm (joblib, basic: local)

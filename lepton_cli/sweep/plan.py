@@ -146,7 +146,7 @@ def optuna_study(sign: int):
     try:
         import optuna
     except ImportError:
-        raise LeptonError("--optuna needs Optuna, an optional extra: pip install lepton[search]") from None
+        raise LeptonError("--optuna needs Optuna, an optional extra: pip install lepton-transfer[search]") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(direction="maximize" if sign > 0 else "minimize", sampler=optuna.samplers.TPESampler(seed=0))
 

@@ -1,4 +1,4 @@
-"""SLURM jobs for `lepton sweep`, through submitit (`pip install lepton[cluster]`): `SlurmLauncher`.
+"""SLURM jobs for `lepton sweep`, through submitit (`pip install lepton-transfer[cluster]`): `SlurmLauncher`.
 
 `--launcher slurm` submits every run as a SLURM job, in job arrays, from a login node, and waits for
 them, updating the leaderboard as each ends. Each job runs the same training subprocess as a local
@@ -102,7 +102,7 @@ def require_submitit(launcher: str) -> None:
     try:
         import submitit  # noqa: F401
     except ImportError:
-        raise LeptonError(f"--launcher {launcher} needs submitit, an optional extra: pip install lepton[cluster]") from None
+        raise LeptonError(f"--launcher {launcher} needs submitit, an optional extra: pip install lepton-transfer[cluster]") from None
     if launcher == "slurm" and not (shutil.which("sbatch") and shutil.which("srun")):
         raise LeptonError("SLURM's sbatch was not found on PATH: are you on a login node of the cluster? "
                           "(--launcher local runs the sweep here)")

@@ -56,7 +56,11 @@ def train_log(run_dir: Path, column: str) -> list[float]:
 
 
 @pytest.mark.parametrize("overrides", [
-    ["method=finetune"], ["method=distill"], ["method=distill", "teacher=resnet18"], ["method=pseudo_label"],
+    ["method=finetune"], ["method=distill"],
+    # a ResNet-18 teacher (512 wide) for the small CNN (500), hints between maps of other widths and sizes
+    ["method=distill", "teacher=resnet18", "method.feature_loss=hints", "method.teacher_layer=layer3",
+     "method.student_layer=features.3", "method.adapt=mcc"],
+    ["method=pseudo_label"],
     ["method=pseudo_label", "method.teacher_labels=true"],
 ], ids=["finetune", "distill", "distill_resnet18_teacher", "pseudo_label", "pseudo_label_teacher_labels"])
 def test_method_runs_fast_dev_run(run_experiment, overrides):
@@ -291,3 +295,122 @@ def test_a_teacher_of_another_architecture_gets_inputs_in_its_own_normalisation(
     images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
     method.training_step({"source": (images, torch.arange(4)), "target": (images, torch.full((4,), -1))}, 0)
     torch.testing.assert_close(teacher.seen, (images.float() / 255 - 0.2) / 0.1)
+
+
+# --- teacher ≠ student, feature-level distillation, adapt then distil ---------------------------
+
+
+def feature_distill(feature_loss: str, teacher_layer: str | None = None, student_layer: str | None = None, **kwargs):
+    """Distill with a 2-conv teacher (8 → 16 channels, 32 wide) for the small CNN student (500 wide)."""
+    from lepton_cli.builders.teacher import FrozenTeacher
+    from lepton_cli.methods import Distill
+    from lepton_cli.models.backbones import FeatureExtractor, SmallCNN
+    from lepton_cli.models.heads import Classifier
+
+    trunk = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, stride=2), torch.nn.ReLU(), torch.nn.Conv2d(8, 32, 3, stride=2))
+    teacher = FrozenTeacher(Classifier(FeatureExtractor(trunk, normalization=None), 10, None), input_shape=(1, 28, 28))
+    return Distill(SmallCNN(), 10, teacher=teacher, feature_loss=feature_loss, teacher_layer=teacher_layer,
+                   student_layer=student_layer, **kwargs)
+
+
+def distill_step(method) -> dict[str, torch.Tensor]:
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    loss = method.training_step({"source": (images[:3], torch.arange(3)), "target": (images[3:], torch.full((3,), -1))}, 0)
+    loss.backward()
+    return {**method.last_losses, "loss": loss.detach()}
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+@pytest.mark.parametrize(("feature_loss", "teacher_layer", "student_layer"), [
+    ("hints", None, None), ("hints", "module.2", "features.3"), ("attention", "module.0", "features.3"),
+    ("rkd", None, None), ("rkd", "module.2", "features.5"),
+])
+def test_feature_losses_train_the_student_from_layers_picked_by_name(feature_loss, teacher_layer, student_layer):
+    method = feature_distill(feature_loss, teacher_layer, student_layer, feature_weight=2.0)
+    losses = distill_step(method)
+    assert losses["feature"] > 0
+    torch.testing.assert_close(losses["loss"], losses["classification"] + 0.9 * losses["distillation"] + 2.0 * losses["feature"])
+    assert method.model.backbone.features[0].weight.grad.abs().sum() > 0
+    assert not any(p.grad is not None for p in method.teacher.parameters())
+    if feature_loss == "hints":  # the learned regressor maps student width to teacher width, and learns
+        regressor = method.feature_loss.regressor
+        assert isinstance(regressor, torch.nn.Conv2d if student_layer else torch.nn.Linear)
+        assert (regressor.in_channels if student_layer else regressor.in_features) == (50 if student_layer else 500)
+        assert (regressor.out_channels if student_layer else regressor.out_features) == 32
+        assert regressor.weight.grad.abs().sum() > 0
+        optimised = [p for group in method.configure_optimizers().param_groups for p in group["params"]]
+        assert any(p is regressor.weight for p in optimised)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_adapt_mcc_adds_the_class_confusion_of_the_students_target_predictions():
+    from lepton_cli.losses import mcc_loss
+
+    method = feature_distill("none", adapt="mcc", adapt_weight=0.5)
+    logits = {}
+    method.model.register_forward_hook(lambda module, args, output: logits.update(all=output[0].detach()))
+    losses = distill_step(method)
+    torch.testing.assert_close(losses["class_confusion"], mcc_loss(logits["all"][3:], 2.5))
+    torch.testing.assert_close(losses["loss"], losses["classification"] + 0.9 * losses["distillation"]
+                               + 0.5 * losses["class_confusion"])
+
+
+def test_unknown_layer_names_and_vector_attention_are_one_line_errors():
+    with pytest.raises(LeptonError, match=r"method.teacher_layer='layer3' is not a layer .*choose one of: module, module.0"):
+        feature_distill("hints", teacher_layer="layer3")
+    with pytest.raises(LeptonError, match=r"method.student_layer='features.99' .*features.0, features.1"):
+        feature_distill("hints", student_layer="features.99")
+    with pytest.raises(LeptonError, match="attention needs convolutional feature maps"):
+        feature_distill("attention")  # both layers default to the pooled vectors
+
+
+def finished_run(run_experiment, tmp_path, name: str, *overrides: str) -> Path:
+    _, run_dir = run_experiment("data.steps_per_epoch=2", *overrides, run_dir=tmp_path / name)
+    return run_dir
+
+
+def test_teacher_run_loads_the_runs_selection_pick_and_refuses_other_classes(run_experiment, tmp_path, caplog):
+    from lepton_cli.builders.data import build_datamodule
+    from lepton_cli.builders.teacher import build_teacher, load_run_classifier
+
+    adapted = finished_run(run_experiment, tmp_path, "mcc", "method=mcc")
+    [best] = (adapted / "checkpoints").glob("best-*.ckpt")
+    saved = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    # teacher= names another architecture: teacher.run rebuilds the run's own (small_cnn) from its saved config.
+    cfg = compose_config([*TINY, "method=distill", "teacher=resnet18", f"teacher.run={adapted}"], tmp_path / "compose")
+    datamodule = build_datamodule(cfg)
+    caplog.set_level(logging.INFO, logger="lepton")
+    teacher = build_teacher(cfg, datamodule)
+    assert f"teacher: SmallCNN (mcc) from {best}, {best.name}: the run's selection pick by source_val" in caplog.text
+    assert_bitwise_equal({f"model.{k}": v for k, v in teacher.classifier.state_dict().items()},
+                         {k: v for k, v in saved.items() if k.startswith("model.")})
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+    with pytest.raises(LeptonError, match=r"predicts the classes \[0, 1, .*\] but this run has \[zero, one\]; distil from a run"):
+        load_run_classifier(str(adapted), ["zero", "one"], (1, 28, 28))
+    with pytest.raises(LeptonError, match="3-channel 28 px; set data.channels=1"):
+        load_run_classifier(str(adapted), list(datamodule.classes), (3, 28, 28))
+    with pytest.raises(LeptonError, match="is not a directory"):
+        load_run_classifier(str(tmp_path / "nowhere"), list(datamodule.classes), (1, 28, 28))
+
+    metrics, _ = run_experiment("method=distill", "student=small_cnn", f"teacher.run={adapted}",
+                                "method.feature_loss=rkd", "trainer.fast_dev_run=true", run_dir=tmp_path / "distill")
+    assert metrics["steps"] == 1
+
+
+def test_teacher_run_takes_last_when_the_best_was_chosen_with_target_labels(tmp_path):
+    import yaml
+
+    from lepton_cli.builders.teacher import run_checkpoint
+
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("best-epoch=3.ckpt", "last.ckpt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    for target, expected in [("lepton_cli.selection.SourceValAccuracy", "best-epoch=3.ckpt"),
+                             ("lepton_cli.selection.OracleTargetAccuracy", "last.ckpt"),
+                             ("os.system", "last.ckpt")]:  # not one of Lepton's validators: not trusted
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump({"selection": {"_target_": target, "name": "x"}}))
+        assert run_checkpoint(tmp_path)[0].name == expected
+    (tmp_path / "config.yaml").write_text("[not, a, mapping")
+    path, why = run_checkpoint(tmp_path)
+    assert path.name == "last.ckpt" and "target labels" in why
