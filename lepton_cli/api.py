@@ -44,8 +44,10 @@ def train(overrides: list[str], verbose: bool = False) -> dict:
         raise LeptonError(f"train() takes a list of KEY=VALUE strings, e.g. ['method=dann', 'seed=1'], got {overrides!r}")
     if any(o.startswith("-") for o in overrides):
         raise LeptonError("train() runs one experiment: flags (-m, --cfg, ...) belong to the lepton command line")
-    # Settled here, so the metrics are read from where the run wrote them (its ${now:...} taken once).
-    run_dir = resolve_run_dir(rewrite_overrides(list(overrides)))
+    # Settled here, so the metrics are read from where the run wrote them (its ${now:...} taken once);
+    # resume=DIR continues in DIR.
+    resume = [o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+~") == "resume"]
+    run_dir = Path(resume[-1]).expanduser().resolve() if resume else resolve_run_dir(rewrite_overrides(list(overrides)))
     args = [o for o in overrides if o.partition("=")[0].lstrip("+~") != "hydra.run.dir"]
     command = [sys.executable, "-m", "lepton_cli.train", *args, f"hydra.run.dir={override_value(run_dir)}"]
     result = subprocess.run(command, stdout=None if verbose else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

@@ -108,7 +108,7 @@ def searchpath_args(args: list[str]) -> list[str]:
         flag, sep, value = arg.partition("=")
         if flag in ("--config-dir", "-cd"):
             dirs.append(value if sep else next(it, ""))
-        elif flag.lstrip("+~") == "hydra.searchpath" and sep:
+        elif is_searchpath(arg) and sep:
             given = _searchpath_entries(value)
         else:
             rest.append(arg)
@@ -125,7 +125,7 @@ def searchpath_args(args: list[str]) -> list[str]:
 def user_config_dirs(overrides: list[str]) -> tuple[Path, ...]:
     """The directories a `hydra.searchpath=[...]` override adds (file:// paths, plain paths and
     pkg:// packages), each checked to exist."""
-    value = next((o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+~") == "hydra.searchpath"), None)
+    value = next((o.partition("=")[2] for o in overrides if is_searchpath(o)), None)
     if value is None:
         return ()
     dirs = []

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # handwritten_loop, beside this script
-from handwritten_loop import METHODS, images_per_step, run_loop  # noqa: E402
+from handwritten_loop import METHODS, images_per_step, run_loop
 
 # The settings the two sides could otherwise differ in: finetune from scratch (the same step as from
 # a source-trained model, without training one first); distill's teacher trained one epoch (cached).
@@ -48,6 +48,7 @@ class StepTimer(pl.Callback):
     reads it from the class)."""
 
     seconds: float | None = None
+    clock = time.perf_counter
 
     def __init__(self, warmup: int):
         self.warmup = warmup
@@ -57,12 +58,12 @@ class StepTimer(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if batch_idx == self.warmup:
             _synchronize(pl_module.device)
-            self.started = time.perf_counter()
+            self.started = StepTimer.clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if batch_idx == trainer.num_training_batches - 1 and self.started is not None:
             _synchronize(pl_module.device)
-            StepTimer.seconds = time.perf_counter() - self.started
+            StepTimer.seconds = StepTimer.clock() - self.started
 
 
 def _synchronize(device) -> None:
@@ -111,7 +112,7 @@ def lepton_images_per_s(method: str, args, extra: list[str]) -> float:
 
 def handwritten_images_per_s(method: str, args) -> float:
     return run_loop(method, args.steps, args.warmup, args.batch_size, args.device, args.precision, args.source,
-                    args.target, args.data_root, args.cache_dir, args.channels)
+                    args.target, args.data_root, args.cache_dir, args.channels, clock=StepTimer.clock)
 
 
 def measure(method: str, args) -> dict:
@@ -121,7 +122,7 @@ def measure(method: str, args) -> dict:
         loop.append(handwritten_images_per_s(method, args))
         lepton.append(lepton_images_per_s(method, args, args.extra))
     ratios = [b / a for a, b in zip(loop, lepton)]
-    return {"method": method, "trainer": args.trainer, "precision": args.precision, "channels": args.channels, "extra": args.extra,
+    return {"method": method, "trainer": args.trainer, "clock": args.clock, "threads": args.threads, "precision": args.precision, "channels": args.channels, "extra": args.extra,
             "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
             "handwritten_images_per_s": [round(v, 1) for v in loop], "lepton_images_per_s": [round(v, 1) for v in lepton],
             "handwritten_median": round(statistics.median(loop), 1), "lepton_median": round(statistics.median(lepton), 1),
@@ -149,6 +150,9 @@ def main() -> None:
     parser.add_argument("--data-root", default=None, help="data.root, for file data sets (mnist, usps)")
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides for the Lepton side only")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's); 1 is steadier on a loaded machine")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: this process's CPU time instead of wall time; with --threads 1 it measures the work "
+                             "done, nearly blind to other jobs on a loaded machine")
     parser.add_argument("--json", default=None, help="also write the rows as JSON to this file")
     args = parser.parse_args()
     from lepton_cli.io import write_json_atomically
@@ -163,6 +167,8 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        StepTimer.clock = staticmethod(time.process_time)
     print(f"Command: `python scripts/bench_overhead.py {' '.join(sys.argv[1:])}`  ")
     gpu = f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}, "

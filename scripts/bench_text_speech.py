@@ -12,7 +12,7 @@ validator's pick (`selection=`, no target labels) and of the oracle's pick (uses
 upper bound on epoch choice, never a result).
 
     python scripts/bench_text_speech.py amazon --pairs books:dvd kitchen:electronics --seeds 0 1 2 \\
-        --budget trainer.max_epochs=10 data.steps_per_epoch=50 --data-root ../shared/data
+        --budget trainer.max_epochs=6 data.steps_per_epoch=50 method.lr=0.1 --data-root ../shared/data
     python scripts/bench_text_speech.py fsdd --methods source_only dann pseudo_label --seeds 0 1 2 \\
         --budget trainer.max_epochs=6 data.steps_per_epoch=40 --data-root ../shared/data
 """
@@ -95,12 +95,17 @@ def main() -> None:
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench_text_speech"))
     parser.add_argument("--out", type=Path, help="also write the table here")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     args = parser.parse_args()
 
+    import torch
+
+    # One thread per run: on a shared machine OpenMP threads spin waiting for cores and burn CPU time.
+    torch.set_num_threads(args.threads)
     results: dict[str, list[dict]] = {}
     with error_boundary():
-        for label, name, overrides in experiments(args):
-            for seed in args.seeds:
+        for seed in args.seeds:  # every row of a seed before the next seed: a cut-short run still fills the table
+            for label, name, overrides in experiments(args):
                 run_dir = (args.work_dir / args.suite / f"{name}_seed{seed}").resolve()
                 try:
                     results.setdefault(label, []).append(run_once(run_dir, [*overrides, f"seed={seed}"]))

@@ -162,8 +162,10 @@ def make_step(method: str, model, num_classes: int, weak, strong, device: torch.
 
 def run_loop(method: str, steps: int = 300, warmup: int = 20, batch_size: int = 64, device: str = "cpu",
              precision: str = "32-true", source: str = "synth_digits", target: str = "digits",
-             data_root: str | None = None, cache_dir: str | None = None, channels: int = 1, seed: int = 0) -> float:
-    """Train `warmup + steps` steps of `method` in a plain loop; images/s over the last `steps`."""
+             data_root: str | None = None, cache_dir: str | None = None, channels: int = 1, seed: int = 0,
+             clock: Callable[[], float] = time.perf_counter) -> float:
+    """Train `warmup + steps` steps of `method` in a plain loop; images/s over the last `steps`, in
+    seconds of `clock` (wall time, or `time.process_time`: this process's CPU time)."""
     from lepton_cli.methods.schedules import inverse_decay
     from lepton_cli.models.backbones import SmallCNN
     from lepton_cli.models.heads import Classifier
@@ -187,7 +189,7 @@ def run_loop(method: str, steps: int = 300, warmup: int = 20, batch_size: int = 
     for i in range(warmup + steps):
         if i == warmup:
             synchronize(device)
-            started = time.perf_counter()
+            started = clock()
         source_index = torch.randint(0, len(source_labels), (batch_size,), device=device)
         target_index = torch.randint(0, len(target_labels), (batch_size,), device=device)
         with autocast():
@@ -198,7 +200,7 @@ def run_loop(method: str, steps: int = 300, warmup: int = 20, batch_size: int = 
         optimizer.step()
         scheduler.step()
     synchronize(device)
-    return steps * images_per_step(method, batch_size) / (time.perf_counter() - started)
+    return steps * images_per_step(method, batch_size) / (clock() - started)
 
 
 def synchronize(device: torch.device) -> None:

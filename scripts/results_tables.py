@@ -45,7 +45,10 @@ def load_specs(results: Path) -> dict[str, dict]:
     path = results / "tables.yaml"
     if not path.is_file():
         raise LeptonError(f"{path} is missing; it lists each results table and the leaderboard CSV it reads")
-    specs = yaml.safe_load(path.read_text()) or {}
+    try:
+        specs = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise LeptonError(f"{path} is not valid YAML ({' '.join(str(error).split())})") from None
     for name, spec in specs.items():
         missing = [key for key in ("csv", "title", "command", "machine", "date", "budget") if not (spec or {}).get(key)]
         if missing:
@@ -142,8 +145,12 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--docs", type=Path, nargs="+", default=list(DOCS), help="the markdown files with markers")
     args = parser.parse_args(argv)
 
+    from lepton_cli.errors import LeptonError
     from lepton_cli.io import write_atomically
 
+    for doc in args.docs:
+        if not doc.is_file():
+            raise LeptonError(f"{doc} does not exist; name the markdown files with markers after --docs")
     specs = load_specs(args.results)
     tables = {name: render(name, spec, read_leaderboard(args.results / spec["csv"])) for name, spec in specs.items()}
     stale = []

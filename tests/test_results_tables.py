@@ -73,6 +73,8 @@ def test_the_table_is_written_between_its_markers_and_check_tells_stale_from_cur
      "results:other names no table"),
     (lambda r: (r / "tiny.csv").unlink(), "tiny.csv is missing"),
     (lambda r: (r / "tables.yaml").write_text(SPEC.replace("  machine: 2-core CPU\n", "")), "table tiny has no machine"),
+    (lambda r: (r / "tables.yaml").write_text(SPEC + "  bad: a: b\n"), "tables.yaml is not valid YAML"),
+    (lambda r: (r / "doc.md").unlink(), "doc.md does not exist"),
 ])
 def test_a_broken_input_is_one_line_naming_the_file(script, results, capsys, change, message):
     change(results)

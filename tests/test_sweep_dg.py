@@ -51,7 +51,7 @@ def test_dg_leaderboard_has_a_column_per_held_out_domain_and_the_per_seed_averag
     write_leaderboard(rows, tmp_path, chart=False)
     text = (tmp_path / "leaderboard_domains.md").read_text()
     assert "| method | target=mnist | target=usps | average | seeds (all domains) |" in text
-    assert "oracle (uses target labels)" in text and "validator's pick: selection=source_val" in text
+    assert "oracle pick, uses target labels" in text and "validator's pick: selection=source_val" in text
     last = text.split("## ")[1]  # the first table: last weights
     erm = next(line for line in last.splitlines() if line.startswith("| erm "))
     # per seed, the mean over domains: (0.5 + 0.7) / 2 = 0.6 and (0.6 + 0.9) / 2 = 0.75

@@ -128,9 +128,11 @@ class ReportCallback(pl.Callback):
         self._sums, self._count = {}, 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        for key, value in trainer.callback_metrics.items():
-            if key.startswith("train/") and isinstance(value, torch.Tensor):
-                self._sums[key] = self._sums.get(key, 0) + value.detach()
+        # Every step's terms (`AdaptationMethod.log_losses`): Lightning's logged values exist only at
+        # the steps its loggers write.
+        for name, value in (getattr(pl_module, "last_losses", None) or {}).items():
+            key = f"train/{name}"
+            self._sums[key] = self._sums.get(key, 0) + value.detach()
         self._count += 1
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:

@@ -157,8 +157,3 @@ class BalancedDomainSampler(Sampler[int]):
 def _endless_shuffle(members: torch.Tensor, generator: torch.Generator) -> Iterator[int]:
     while True:
         yield from members[torch.randperm(len(members), generator=generator)].tolist()
-
-
-def split_by_domain(domain_index: torch.Tensor) -> dict[int, torch.Tensor]:
-    """{domain: positions in the batch} for the domains present in a batch, in index order."""
-    return {int(d): torch.nonzero(domain_index == d).flatten() for d in torch.unique(domain_index)}

@@ -77,12 +77,12 @@ class FineTune(AdaptationMethod):
                               "target_labels_per_class=k (lepton train does so from method.labels_per_class)")
         target_logits, _ = self.model(self.view(target_images))
         target = F.cross_entropy(target_logits, target_labels)
+        terms = {"target": target}
         loss = target
         if self.source_weight > 0:
             source_images, source_labels = batch["source"]
             source_logits, _ = self.model(self.view(source_images))
-            source = self.source_loss(source_logits, source_labels)
+            terms["source"] = source = self.source_loss(source_logits, source_labels)
             loss = loss + self.source_weight * source
-            self.log_losses(source=source)
-        self.log_losses(loss=loss, target=target)
+        self.log_losses(loss=loss, **terms)  # one call: `last_losses` holds this step's terms
         return loss
