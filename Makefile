@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 
 # One resolver pass for torch and Lepton's own dependencies; --no-compile skips writing .pyc files
 # for torch's thousands of modules (they are compiled on first import instead).
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) $(TORCH_PINS) -e .
 	touch $@
@@ -35,4 +35,4 @@ lint: install
 	$(BIN)/ruff check lepton_cli tests scripts
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache build *.egg-info

@@ -124,9 +124,9 @@ def measure(method: str, args) -> dict:
     ratios = [b / a for a, b in zip(loop, lepton)]
     return {"method": method, "trainer": args.trainer, "clock": args.clock, "threads": args.threads, "precision": args.precision, "channels": args.channels, "extra": args.extra,
             "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
-            "handwritten_images_per_s": [round(v, 1) for v in loop], "lepton_images_per_s": [round(v, 1) for v in lepton],
-            "handwritten_median": round(statistics.median(loop), 1), "lepton_median": round(statistics.median(lepton), 1),
-            "ratio_median": round(statistics.median(ratios), 3)}
+            "handwritten_images_per_s": [round(v, 3) for v in loop], "lepton_images_per_s": [round(v, 3) for v in lepton],
+            "handwritten_median": round(statistics.median(loop), 3), "lepton_median": round(statistics.median(lepton), 3),
+            "ratio_median": round(statistics.median(ratios), 4)}
 
 
 def markdown_row(row: dict) -> str:

@@ -51,7 +51,7 @@ def test_cpu_dry_run_writes_every_part_and_records_a_failure(tmp_path):
             assert (row["precision"], row["extra"], row["trainer"]) == (precision, extra, "cpu")
             assert row["channels"] == (3 if name.startswith("channels_last") else 1)
             assert row["handwritten_median"] > 0 and row["lepton_median"] > 0
-            assert row["ratio_median"] == pytest.approx(row["lepton_median"] / row["handwritten_median"], rel=0.01)
+            assert row["ratio_median"] == pytest.approx(row["lepton_median"] / row["handwritten_median"], rel=0.002)
             assert f"| {name} | {row['method']} | {' '.join([precision, *(['3 channels'] if row['channels'] == 3 else []), *extra])} |" in markdown
     # each row judged against its own target: a CPU is nowhere near 150,000 images/s with CUDA graphs
     assert all(row["target"] == "≥ 150,000 images/s" and row["met"] is False for row in parts["reduce_overhead"]["rows"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from lepton_cli.config import group_options
@@ -49,6 +50,7 @@ def test_readme_cfg_job_prints_the_config_without_running(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_readme_debug_run_and_its_run_directory(tmp_path):
     """`lepton train trainer=debug`: the run directory printed first, the loss in the progress bar, no
     Lightning tip or `_pytree` warning, no t-SNE, and the files the README's run-directory section lists."""

@@ -65,6 +65,7 @@ def test_list_shows_user_options_beside_lepton_own():
     assert "noisy_digits" not in run_cli("list", "source").stdout
 
 
+@pytest.mark.slow
 def test_train_with_a_user_data_set_and_method(tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli("train", "--config-dir", str(MYCONF), "source=noisy_digits", "method=entropy_min",
@@ -74,3 +75,18 @@ def test_train_with_a_user_data_set_and_method(tmp_path):
     assert (metrics["source"], metrics["method"]) == ("noisy_digits", "entropy_min")
     assert_one_line_error(run_cli("train", "--config-dir", str(MYCONF), "method=entropy_mni", cwd=tmp_path),
                           "unknown method 'entropy_mni'", "entropy_min")
+
+
+def test_a_new_user_group_is_listed_and_checked(tmp_path, capsys):
+    from lepton_cli.cli import main
+
+    (tmp_path / "extras").mkdir()
+    # A new group's files set keys of Lepton's config (its root is typed), like an experiment preset.
+    (tmp_path / "extras" / "one.yaml").write_text("# @package _global_\n# my extra settings\ndata:\n  batch_size: 32\n")
+    assert main(["list", "--config-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "\nextras=\n" in out and "my extra settings" in out
+    searchpath = searchpath_args(["--config-dir", str(tmp_path)])
+    assert check_overrides(["+extras=one", *searchpath]).data.batch_size == 32
+    with pytest.raises(LeptonError, match="unknown extras 'two'; choose one of: one"):
+        check_overrides(["+extras=two", *searchpath])

@@ -107,7 +107,7 @@ class ReportCallback(pl.Callback):
     the logger), and after testing the confusion matrix on the target test split and a t-SNE of
     source and target test features. `train.py` then writes `report.md` (lepton_cli/reporting/markdown.py).
 
-    Per step it only adds the logged training losses to on-device sums (no host sync); all
+    Per step it only adds the step's training losses (`last_losses`) to on-device sums (no host sync); all
     drawing happens in `on_test_end`, on rank 0.
     """
 
