@@ -115,6 +115,8 @@ def main() -> None:
                 try:
                     results.setdefault(label, []).append(run_once(run_dir, [*overrides, f"seed={seed}"]))
                 except LeptonError as error:
+                    if "interrupted" in str(error):  # SIGTERM/Ctrl-C: stop the benchmark, not only this run
+                        raise
                     print(f"{name} seed {seed} failed: {error}", file=sys.stderr)
 
     header = ["", "target acc % (last weights)", "target acc % (validator's pick)",

@@ -27,13 +27,13 @@ def test_bad_arguments_stop_with_one_line(tmp_path):
         assert result.stderr.strip().splitlines() == [f"gpu_bench.sh: {message} (see --help)"]
 
 
-@pytest.mark.slow  # ten Python processes that each import torch and Lightning: minutes on 2 shared cores
+@pytest.mark.slow  # ten Python processes that each import torch and Lightning: 45 min at a load of 19 on 2 cores
 def test_cpu_dry_run_writes_every_part_and_records_a_failure(tmp_path):
     data, out = tmp_path / "data", tmp_path / "out"
     write_mnist(data, compressed="gz")  # the official file names, as shared/data holds them
     write_usps(data)
     result = subprocess.run(["bash", str(SCRIPT), "--out", str(out), "--cpu", "--data", str(data), "--best", "no_such_method"],
-                            check=False, capture_output=True, text=True, timeout=3600)
+                            check=False, capture_output=True, text=True, timeout=4 * 3600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["log.txt", "results.json", "results.md"]
     results = json.loads((out / "results.json").read_text())
