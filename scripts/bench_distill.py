@@ -69,7 +69,7 @@ def parameters(run_dir: str) -> int:
 
 def summarise(values: list[float]) -> str:
     if not values:
-        return "failed"
+        return "not run"
     mean = 100 * statistics.mean(values)
     return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
 

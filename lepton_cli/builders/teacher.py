@@ -95,10 +95,10 @@ def run_checkpoint(run_dir: Path) -> tuple[Path, str]:
             stored = None
         selection = stored.get("selection") if isinstance(stored, dict) else None
         if not chosen_with_target_labels(selection):
-            return best[0], f"{best[0].name}: the run's selection pick by {selection.get('name', 'its validator')}"
-        reason = "last.ckpt: the run's best-*.ckpt was chosen with target labels (or the run's config.yaml is unreadable)"
+            return best[0], f"the run's selection pick by {selection.get('name', 'its validator')}"
+        reason = "the run's last weights: its best-*.ckpt was chosen with target labels (or its config.yaml is unreadable)"
     else:
-        reason = "last.ckpt: the run has no single selection pick (best-*.ckpt)"
+        reason = "the run's last weights: it has no single selection pick (best-*.ckpt)"
     last = checkpoints / "last.ckpt"
     if not last.is_file():
         raise LeptonError(f"teacher.run={run_dir} has no checkpoints/last.ckpt; give the directory of a finished "
