@@ -13,8 +13,8 @@ upper bound on epoch choice, never a result).
 
     python scripts/bench_text_speech.py amazon --pairs books:dvd kitchen:electronics --seeds 0 1 2 \\
         --budget trainer.max_epochs=6 data.steps_per_epoch=50 method.lr=0.1 --data-root ../shared/data
-    python scripts/bench_text_speech.py fsdd --methods source_only dann pseudo_label --seeds 0 1 2 \\
-        --budget trainer.max_epochs=6 data.steps_per_epoch=40 --data-root ../shared/data
+    python scripts/bench_text_speech.py fsdd --methods source_only dann pseudo_label --seeds 0 \\
+        --budget trainer.max_epochs=5 data.steps_per_epoch=40 --data-root ../shared/data
 """
 
 from __future__ import annotations
