@@ -47,7 +47,10 @@ def make_loggers(save_dir: str, csv: bool = True, tensorboard: bool = False, wan
     if wandb is not None:
         made.append(loggers.WandbLogger(**{"save_dir": save_dir, **dict(wandb)}))
     if mlflow is not None:
-        made.append(loggers.MLFlowLogger(**{"tracking_uri": f"file:{os.path.join(save_dir, 'mlruns')}", **dict(mlflow)}))
+        # MLflow 3 refuses its old file store: an SQLite database and the artifacts, both in the run directory.
+        made.append(loggers.MLFlowLogger(**{"tracking_uri": f"sqlite:///{os.path.abspath(os.path.join(save_dir, 'mlflow.db'))}",
+                                            "artifact_location": os.path.abspath(os.path.join(save_dir, "mlartifacts")),
+                                            **dict(mlflow)}))
     return made
 
 

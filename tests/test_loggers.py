@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import warnings
 
 import pytest
@@ -77,3 +78,16 @@ def test_lightning_tip_and_pytree_warning_are_quiet_unless_verbose(monkeypatch, 
         tip_logger.info("💡 Tip: try installing litlogger")
         tip_logger.info("GPU available: False")
     assert "Tip" not in caplog.text and "GPU available" in caplog.text
+
+
+def test_mlflow_store_writes_only_into_the_run_directory(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)  # a stray ./mlruns would show up here
+    os.makedirs(tmp_path / "run")
+    _, mlflow_logger = make_loggers(str(tmp_path / "run"), mlflow={"experiment_name": "lepton-test", "run_name": "t"})
+    mlflow_logger.log_metrics({"train/loss": 0.25}, step=0)
+    mlflow_logger.finalize("success")
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+    (metric,) = client.get_metric_history(mlflow_logger.run_id, "train/loss")
+    assert metric.value == 0.25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
