@@ -196,7 +196,7 @@ class AdaptationMethod(pl.LightningModule):
         """Whether Lightning writes this step's logged values. It keeps only those of every
         `log_every_n_steps`-th step, yet each `self.log` call at the others costs milliseconds of
         Python (Lightning moves the metric's whole record to the device each call): logging every
-        step kept source_only at 0.86× a hand-written loop (docs/benchmarks.md, §6)."""
+        step kept source_only at 0.86× a hand-written loop (docs/benchmarks.md, §9)."""
         connector = getattr(self._trainer, "_logger_connector", None) if self._trainer is not None else None
         return connector is None or bool(connector.should_update_logs or self.trainer.fast_dev_run)
 
