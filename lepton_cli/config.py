@@ -107,7 +107,10 @@ def searchpath_args(args: list[str]) -> list[str]:
     for arg in it:
         flag, sep, value = arg.partition("=")
         if flag in ("--config-dir", "-cd"):
-            dirs.append(value if sep else next(it, ""))
+            value = value if sep else next(it, "")
+            if not value.strip():  # Path("") would be the current directory
+                raise LeptonError("--config-dir needs a directory after it, e.g. --config-dir myconf")
+            dirs.append(value)
         elif is_searchpath(arg) and sep:
             given = _searchpath_entries(value)
         else:
@@ -134,8 +137,13 @@ def user_config_dirs(overrides: list[str]) -> tuple[Path, ...]:
             import importlib.util
 
             module = entry.removeprefix("pkg://").replace("/", ".")
-            spec = importlib.util.find_spec(module) if module else None
-            path = Path(next(iter(spec.submodule_search_locations or []), "")) if spec else None
+            try:
+                spec = importlib.util.find_spec(module) if module else None
+            except (ImportError, ValueError):  # a missing parent package
+                spec = None
+            # Only a package is a folder of configs; a plain module has no search locations.
+            locations = list(spec.submodule_search_locations or []) if spec else []
+            path = Path(locations[0]) if locations else None
         else:
             path = Path(entry.removeprefix("file://")).expanduser()
         if path is None or not path.is_dir():

@@ -147,6 +147,10 @@ def _unresolvable(error: Exception) -> LeptonError:
 
 # Keys whose values are places on disk: taken from a run directory they would make Lepton read or
 # write where the directory's author chose, so a resume takes them from the command line only.
+# What sends a run's metrics and config off the machine: a shared run directory may not choose it
+# (W&B uploads unless logger.wandb.offline=true; MLflow does with a tracking_uri other than its local file).
+REMOTE_LOGGERS = ("wandb",)
+REMOTE_LOGGER_KEYS = ("logger.wandb.", "logger.mlflow.tracking_uri")
 PLACE_KEYS = ("root", "cache_dir", "download", "dirpath", "save_dir", "default_root_dir", "checkpoint", "path",
               "test_path", "run")
 
@@ -213,12 +217,17 @@ def check_saved_overrides(overrides: list[str], where: str, searchpath: list[str
                     or (override.is_add() and group not in user_groups(user_dirs)) \
                     or override.value() not in group_options(group, user_dirs):
                 raise refuse(text, "is not one of Lepton's options for one of its groups")
+            if group == "logger" and override.value() in REMOTE_LOGGERS:
+                raise refuse(text, "would send this run's metrics and config to an online service under your account",
+                             f"give {text} again on the command line if you mean to")
             choices.append(text)
             continue
         if any(part.startswith("_") for part in key.split(".")):
             raise refuse(text, "would make Hydra build or call something")
         if not _is_plain(override.value()):
             raise refuse(text, "is not a plain value (an interpolation, a sweep or an object)")
+        if key.startswith(REMOTE_LOGGER_KEYS):
+            raise refuse(text, "configures an online logging service", f"give {key}= again on the command line if you mean to")
         if key.rsplit(".", 1)[-1] in PLACE_KEYS:
             raise refuse(text, "names a place on disk", f"give {key}= again on the command line if you trust it")
         values.append((text, override))

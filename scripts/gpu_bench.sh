@@ -59,6 +59,10 @@ EOF
   exit 0
 fi
 [ -n "$OUT" ] || { echo "gpu_bench.sh: --out DIR is required (see --help)" >&2; exit 2; }
+# Earlier results are the user's: never overwrite them.
+if [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
+  echo "gpu_bench.sh: --out $OUT already holds files (earlier results?); give a new or empty folder" >&2; exit 2
+fi
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d) || exit 2

@@ -25,6 +25,11 @@ def test_bad_arguments_stop_with_one_line(tmp_path):
         result = subprocess.run(["bash", str(SCRIPT), *args], check=False, capture_output=True, text=True, timeout=60)
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [f"gpu_bench.sh: {message} (see --help)"]
+    (tmp_path / "results.md").write_text("earlier results")  # the user's: never overwritten
+    result = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path), "--cpu"], check=False, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "already holds files" in result.stderr
+    assert (tmp_path / "results.md").read_text() == "earlier results"
 
 
 @pytest.mark.slow  # ten Python processes that each import torch and Lightning: 45 min at a load of 19 on 2 cores

@@ -243,3 +243,28 @@ def test_a_multirun_into_a_sweep_directory_with_finished_runs_is_refused(tmp_pat
     (sweep_dir / "0" / "metrics.json").write_text("{}")
     with pytest.raises(LeptonError, match="already holds finished runs.*lepton sweep --dir"):
         prepare_args(["-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"])
+
+
+@pytest.mark.parametrize("line", ["logger=wandb", "logger.mlflow.tracking_uri=https://example.org"])
+def test_an_online_logger_is_taken_from_the_command_line_not_from_the_run_directory(tmp_path, line):
+    run_dir = interrupted_run(tmp_path, ["method=dann", line])
+    with pytest.raises(LeptonError, match="online.*again on the command line if you mean to"):
+        prepare_args([f"resume={run_dir}"])
+    given = "logger=wandb" if line == "logger=wandb" else "logger=mlflow"
+    args = prepare_args([f"resume={run_dir}", given, *([] if given == "logger=wandb" else [line])])
+    assert given in args
+
+
+def test_a_local_logger_choice_is_kept_on_resume(tmp_path):
+    run_dir = interrupted_run(tmp_path, ["method=dann", "logger=tensorboard"])
+    assert "logger=tensorboard" in prepare_args([f"resume={run_dir}"])
+
+
+def test_a_text_or_audio_checkpoint_is_refused_with_what_to_use_instead(tmp_path):
+    from lepton_cli.builders.saved_model import _check_shape
+
+    config = {"data": {"image_size": "auto", "channels": "auto", "input_dim": 5000}, "student": {}, "method": {},
+              "source": {"name": "amazon_books"}, "target": {"name": "amazon_dvd"}}
+    with pytest.raises(LeptonError, match=r"text or audio run \(data.input_dim=5000\).*image runs only"):
+        _check_shape(config, tmp_path / "last.ckpt")
+    _check_shape({**config, "data": {"image_size": 28, "channels": 1, "input_dim": "auto"}}, tmp_path / "last.ckpt")

@@ -28,6 +28,13 @@ def test_config_dir_becomes_a_searchpath_after_lepton_tree(tmp_path):
     assert user_config_dirs(both) == (tmp_path, MYCONF)
     with pytest.raises(LeptonError, match="--config-dir nowhere: no such directory"):
         searchpath_args(["--config-dir", "nowhere"])
+    for empty in (["--config-dir"], ["--config-dir="]):  # not the current directory by accident
+        with pytest.raises(LeptonError, match="--config-dir needs a directory"):
+            searchpath_args(["method=dann", *empty])
+    # A package that does not exist, or a module that is not a package, is no folder of configs.
+    for entry in ("pkg://nosuchpkg.conf", "pkg://json.decoder"):
+        with pytest.raises(LeptonError, match="is not a directory"):
+            user_config_dirs([f"hydra.searchpath=[{entry}]"])
 
 
 def test_user_options_are_validated_like_lepton_own():

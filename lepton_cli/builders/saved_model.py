@@ -130,6 +130,11 @@ def _check_shape(config: dict, path: Path) -> None:
     expected = {"data": dict, "student": dict, "source": dict, "target": dict, "method": dict}
     problems = [key for key, kind in expected.items() if not isinstance(config.get(key), kind)]
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    if isinstance(data.get("input_dim"), int) and not isinstance(data.get("image_size"), int):
+        # Text and audio runs: their vocabulary and features are built per run and not yet stored.
+        raise LeptonError(f"{path} is from a text or audio run (data.input_dim={data['input_dim']}); lepton eval, "
+                          "lepton report, api.load_model and teacher.run read image runs only for now: use the "
+                          "metrics.json of that run")
     problems += [f"data.{key}" for key in ("image_size", "channels") if not isinstance(data.get(key), int)]
     problems += [f"{domain}.name" for domain in ("source", "target")
                  if not isinstance((config.get(domain) or {}).get("name") if isinstance(config.get(domain), dict) else None, str)]

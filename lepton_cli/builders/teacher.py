@@ -45,10 +45,14 @@ OPTIMISATION_KEYS = ("lr", "bottleneck_dim", "optimizer", "scheduler")  # from c
 class FrozenTeacher(nn.Module):
     """A classifier that stays in eval mode and gets no gradients; `forward` returns logits."""
 
-    def __init__(self, classifier: Classifier, input_shape: tuple[int, int, int] | None = None):
+    def __init__(self, classifier: Classifier, input_shape: tuple[int, int, int] | None = None,
+                 input_normalization: tuple[torch.Tensor, torch.Tensor] | None = None):
         super().__init__()
         self.classifier = classifier.requires_grad_(False).eval()
         self.input_shape = input_shape  # (channels, height, width) of the images it is given
+        # (mean, std) its inputs were normalised with when it was trained, where known (teacher.run):
+        # the student re-normalises its views to these (AdaptationMethod.use_teacher_normalization).
+        self.input_normalization = input_normalization
 
     def train(self, mode: bool = True) -> FrozenTeacher:
         return super().train(False)  # dropout and batch-norm statistics stay frozen inside a training model
@@ -71,7 +75,8 @@ def build_teacher(cfg: DictConfig, datamodule) -> FrozenTeacher:
     input_shape = ((int(cfg.data.channels), int(cfg.data.image_size), int(cfg.data.image_size))
                    if getattr(datamodule, "modality", "image") == "image" else None)  # text/audio: no (C, H, W)
     if role == "teacher" and backbone_cfg.get("run"):
-        classifier = load_run_classifier(backbone_cfg.run, list(datamodule.classes), input_shape)
+        classifier, normalization = load_run_classifier(backbone_cfg.run, list(datamodule.classes), input_shape)
+        return FrozenTeacher(classifier, input_shape, normalization)
     elif backbone_cfg.get("checkpoint"):
         classifier = load_checkpoint_classifier(backbone_cfg, backbone_cfg.checkpoint, num_classes, role)
         log.info("%s: %s from %s", role, describe(backbone_cfg), backbone_cfg.checkpoint)
@@ -119,7 +124,8 @@ def chosen_with_target_labels(selection) -> bool:
     return bool(getattr(get_object(target), "uses_target_labels", True))
 
 
-def load_run_classifier(run: str, classes: list[str], input_shape: tuple[int, int, int]) -> Classifier:
+def load_run_classifier(run: str, classes: list[str],
+                        input_shape: tuple[int, int, int]) -> tuple[Classifier, tuple[torch.Tensor, torch.Tensor]]:
     """The classifier of an earlier Lepton run (adapt, then distil), through the allowlist of
     `builders.saved_model`; refuses a run of other classes or another image shape."""
     from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, load_checkpoint
@@ -140,10 +146,16 @@ def load_run_classifier(run: str, classes: list[str], input_shape: tuple[int, in
         raise LeptonError(f"teacher.run={run} was trained on {trained_shape[0]}-channel {trained_shape[1]} px images but this "
                           f"run has {input_shape[0]}-channel {input_shape[1]} px; set data.channels={trained_shape[0]} "
                           f"data.image_size={trained_shape[1]}")
-    classifier, _normalize = build_classifier(checkpoint)
+    classifier, normalize = build_classifier(checkpoint)
     config = checkpoint["lepton_config"]
     log.info("teacher: %s (%s) from %s, %s", describe_saved(config["student"]), config["method"].get("name"), path, which)
-    return classifier
+    # The normalisation that run trained with (its augment, `auto` resolved for its backbone): this
+    # run's augment may differ, so the student's views are brought to it before the teacher sees them.
+    augment = getattr(normalize, "__self__", None)
+    if augment is not None:
+        return classifier, (augment.mean.detach().cpu(), augment.std.detach().cpu())
+    half = torch.full((1, input_shape[0], 1, 1), 0.5)
+    return classifier, (half, half)  # build_classifier's fallback: (x - 0.5) / 0.5
 
 
 def describe_saved(backbone: dict) -> str:

@@ -11,7 +11,7 @@ methods that ask for it (`batch["source_domain"]`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +57,11 @@ def dataset_option(option: str, settings: dict | None = None) -> Domain:
         choices = ", ".join(name for name in options if name != "multi")
         raise LeptonError(f"source.domains: unknown data set {option!r}; choose from: {choices}")
     node = OmegaConf.to_container(OmegaConf.load(conf_dir() / "dataset" / f"{option}.yaml"), resolve=True)
-    node.update(OmegaConf.to_container(settings) if OmegaConf.is_config(settings) else settings or {})
+    settings = OmegaConf.to_container(settings) if OmegaConf.is_config(settings) else settings or {}
+    if not isinstance(settings, dict):
+        raise LeptonError(f"source.settings.{option} must be a mapping of keys to change, e.g. "
+                          "source.settings='{synth_digits: {train_size: 500}}'")
+    node.update(settings)
     module, _, class_name = str(node.pop("_target_", "")).rpartition(".")
     domain_class = getattr(domains, class_name, None) if module == domains.__name__ else None
     if not (isinstance(domain_class, type) and issubclass(domain_class, Domain)) or domain_class is Domain:
@@ -65,7 +69,10 @@ def dataset_option(option: str, settings: dict | None = None) -> Domain:
                           "class of lepton_cli.data.domains)")
     if any(isinstance(value, dict) and "_target_" in value for value in node.values()):
         raise LeptonError(f"source.domains: {option} may only hold plain values, not objects")
-    return domain_class(**node)
+    try:
+        return domain_class(**node)
+    except TypeError as error:  # an unknown or missing key in source.settings
+        raise LeptonError(f"source.domains: {option}: {error}; check source.settings.{option}") from None
 
 
 class MultiSourceDomain(Domain):
@@ -84,6 +91,9 @@ class MultiSourceDomain(Domain):
     def __init__(self, name: str = "multi", domains: list | None = None, settings: dict | None = None,
                  balanced: bool = True, **kwargs):
         super().__init__(name, cache=False, **kwargs)
+        if settings is not None and not isinstance(settings, Mapping):
+            raise LeptonError("source.settings must map data sets to the keys to change, e.g. "
+                              "source.settings='{synth_digits: {train_size: 500}}'")
         settings = dict(settings or {})
         self.domains: list[Domain] = []
         for entry in domains or []:

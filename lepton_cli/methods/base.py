@@ -138,10 +138,14 @@ class AdaptationMethod(pl.LightningModule):
         config are shared by both and need nothing."""
         weak = self.augment["weak"]
         backbone = getattr(getattr(teacher, "classifier", teacher), "backbone", None)
-        if not getattr(weak, "auto_normalization", False) or backbone is None:
+        declared = getattr(teacher, "input_normalization", None)  # a teacher from another run knows its own
+        if declared is not None:
+            mean, std = (torch.as_tensor(x, dtype=torch.float32).view(1, -1, 1, 1) for x in declared)
+        elif not getattr(weak, "auto_normalization", False) or backbone is None:
             return
-        mean, std = backbone_normalization(backbone) or ((DEFAULT_MEAN,), (DEFAULT_STD,))
-        mean, std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+        else:
+            mean, std = backbone_normalization(backbone) or ((DEFAULT_MEAN,), (DEFAULT_STD,))
+            mean, std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
         if mean.shape == weak.mean.shape and torch.equal(mean, weak.mean.cpu()) and torch.equal(std, weak.std.cpu()):
             return
         self.register_buffer("teacher_mean", mean, persistent=False)

@@ -99,6 +99,12 @@ def test_domains_are_lepton_data_set_files_read_as_data():
     assert source.domains[0].sizes["train"] == 30
     with pytest.raises(LeptonError, match="not one of Lepton's data sets"):
         MultiSourceDomain(domains=["mnist", "usps"], settings={"mnist": {"_target_": "os.system"}})
+    with pytest.raises(LeptonError, match="synth_digits.*check source.settings.synth_digits"):
+        MultiSourceDomain(domains=["synth_digits", "digits"], settings={"synth_digits": {"trainsize": 30}})
+    with pytest.raises(LeptonError, match="source.settings.synth_digits must be a mapping"):
+        MultiSourceDomain(domains=["synth_digits", "digits"], settings={"synth_digits": 30})
+    with pytest.raises(LeptonError, match="source.settings must map"):
+        MultiSourceDomain(domains=["synth_digits", "digits"], settings=[1, 2])
     for option in ("../config", "multi", "nonexistent"):
         with pytest.raises(LeptonError, match="unknown data set"):
             MultiSourceDomain(domains=[option, "usps"])

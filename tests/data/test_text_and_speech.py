@@ -230,3 +230,24 @@ def test_lepton_list_source_shows_the_new_data_sets_with_their_modality():
                            ("fsdd/speakers_a", "audio"), ("fsdd/noisy", "audio")]:
         assert options[name].startswith(modality + ":"), options[name]
     assert "fsdd/_recordings" not in options
+
+
+def test_wav_header_claiming_gigabytes_is_refused_without_reading_them(tmp_path):
+    path = tmp_path / "3_bob_0.wav"
+    wav_bytes_file(path, np.arange(100))
+    raw = bytearray(path.read_bytes())
+    data_at = raw.index(b"data") + 4
+    raw[data_at:data_at + 4] = struct.pack("<I", 0xFFFFFFF0)  # ~4 GiB of samples claimed, 200 bytes there
+    path.write_bytes(bytes(raw))
+    with pytest.raises(LeptonError, match="holds 100 samples but its header says"):
+        read_wav(path, 8000)
+
+
+def test_processed_acl_huge_count_is_cut_at_max_tokens_and_blank_lines_are_skipped(tmp_path):
+    folder = tmp_path / "books"
+    folder.mkdir()
+    (folder / "positive.review").write_text("good:99999999999 #label#:positive\n\n")
+    (folder / "negative.review").write_text("bad:2 #label#:negative\n")
+    arrays = read_processed_acl(folder, max_tokens=8)
+    assert arrays.labels.tolist() == [0, 1]
+    assert (arrays.inputs[1] == token_key("good")).all() and (arrays.inputs[0] != 0).sum() == 2

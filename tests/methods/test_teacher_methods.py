@@ -371,6 +371,7 @@ def finished_run(run_experiment, tmp_path, name: str, *overrides: str) -> Path:
 
 def test_teacher_run_loads_the_runs_selection_pick_and_refuses_other_classes(run_experiment, tmp_path, caplog):
     from lepton_cli.builders.data import build_datamodule
+    from lepton_cli.builders.method import build_method
     from lepton_cli.builders.teacher import build_teacher, load_run_classifier
 
     adapted = finished_run(run_experiment, tmp_path, "mcc", "method=mcc")
@@ -385,6 +386,15 @@ def test_teacher_run_loads_the_runs_selection_pick_and_refuses_other_classes(run
     assert_bitwise_equal({f"model.{k}": v for k, v in teacher.classifier.state_dict().items()},
                          {k: v for k, v in saved.items() if k.startswith("model.")})
     assert not any(p.requires_grad for p in teacher.parameters())
+    # The run trained with the digits augment's `auto`, 0.5/0.5 for small_cnn: a student normalising otherwise
+    # re-normalises its views to that before the teacher sees them.
+    assert [t.flatten().tolist() for t in teacher.input_normalization] == [[0.5], [0.5]]
+    student_cfg = compose_config([*TINY, "method=distill", f"teacher.run={adapted}", "augment.weak.mean=0.1",
+                                  "augment.weak.std=0.3", "augment.strong.mean=0.1", "augment.strong.std=0.3"],
+                                 tmp_path / "compose2")
+    method = build_method(student_cfg, datamodule)
+    view = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(method.for_teacher((view - 0.1) / 0.3), (view - 0.5) / 0.5)
 
     with pytest.raises(LeptonError, match=r"predicts the classes \[0, 1, .*\] but this run has \[zero, one\]; distil from a run"):
         load_run_classifier(str(adapted), ["zero", "one"], (1, 28, 28))

@@ -27,7 +27,9 @@ def read_wav(path: Path, sample_rate: int) -> np.ndarray:
     try:
         with wave.open(str(path), "rb") as wav:
             channels, width, rate, frames = wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
-            data = wav.readframes(frames)
+            # The header's frame count is data: a damaged or hostile one must not size a multi-GB read,
+            # so read no more frames than the file can hold (a short read is refused below).
+            data = wav.readframes(min(frames, path.stat().st_size // max(1, width * channels)))
     except wave.Error as error:  # not RIFF/WAVE, or a format code other than PCM (1): "unknown format: 3"
         raise _corrupt(path, f"is not a PCM WAV file ({_one_line(error)})") from None
     except EOFError:

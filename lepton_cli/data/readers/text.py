@@ -81,6 +81,8 @@ def read_processed_acl(folder: Path, max_tokens: int) -> InputArrays:
     reviews, labels = [], []
     for path in paths:
         for number, line in enumerate(_lines(path), start=1):
+            if not line.strip():
+                continue
             *features, label = line.split()
             if label not in ACL_LABELS:
                 raise _corrupt(path, f"line {number} ends with {label[:30]!r}, not #label#:positive or #label#:negative")
@@ -90,7 +92,8 @@ def read_processed_acl(folder: Path, max_tokens: int) -> InputArrays:
                 if not feature or not count.isdigit():
                     raise _corrupt(path, f"line {number} has {field[:30]!r}, not feature:count")
                 key = keys.get(feature) or keys.setdefault(feature, token_key(feature))
-                tokens.extend([key] * int(count))
+                # The count is data: never expand past max_tokens (a count of 10^11 would exhaust memory).
+                tokens.extend([key] * min(int(count), max_tokens - len(tokens)))
             reviews.append(tokens[:max_tokens])
             labels.append(ACL_LABELS[label])
     token_keys = np.zeros((len(reviews), max_tokens), dtype=np.int64)
