@@ -122,7 +122,11 @@ class SaveOnInterrupt(pl.Callback):
         self.received: int | None = None
         self.previous: dict[int, object] = {}
 
-    def on_fit_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Not on_fit_start: Lightning installs its own SIGTERM handler after that hook, chaining ours,
+        # and then stops with SystemExit(0) (SIGTERMException) when the signal lands after our
+        # on_train_batch_end (e.g. while a step checkpoint is written): no checkpoint, exit code 0.
+        # Installed here, after Lightning's, ours alone decides.
         if trainer.world_size == 1 and trainer.is_global_zero and not trainer.fast_dev_run:
             try:
                 self.previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
