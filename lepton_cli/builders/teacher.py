@@ -225,6 +225,9 @@ def cache_key(cfg: DictConfig, datamodule, backbone_cfg: DictConfig) -> dict:
         "seed": cfg.seed,
         "precision": str(cfg.trainer.get("precision")),
     }
+    if getattr(datamodule, "modality", "image") != "image":
+        # A token vocabulary is built from source *and target* train: another target, other token ids.
+        key["target"], key["input_dim"] = plain(cfg.target), datamodule.input_dim
     if getattr(datamodule.source, "reads_files", False):  # other files under another root
         key["root"] = str(Path(data.root).expanduser().resolve())
     return key

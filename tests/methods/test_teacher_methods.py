@@ -424,3 +424,18 @@ def test_teacher_run_takes_last_when_the_best_was_chosen_with_target_labels(tmp_
     (tmp_path / "config.yaml").write_text("[not, a, mapping")
     path, why = run_checkpoint(tmp_path)
     assert path.name == "last.ckpt" and "target labels" in why
+
+
+def test_teacher_cache_key_of_token_data_names_the_target_whose_train_shaped_the_vocabulary(tmp_path):
+    from types import SimpleNamespace
+
+    from lepton_cli.builders.teacher import cache_key
+
+    cfg = compose_config([*TINY, "method=distill"], tmp_path / "compose")
+    other = compose_config([*TINY, "method=distill", "target=mnist"], tmp_path / "compose2")
+    source = SimpleNamespace(reads_files=False)
+    images = SimpleNamespace(classes=["0", "1"], source=source, modality="image")
+    tokens = SimpleNamespace(classes=["0", "1"], source=source, modality="tokens", input_dim=900)
+    # Images: the teacher is trained on the source alone, whatever the target (one cache for all).
+    assert cache_key(cfg, images, cfg.teacher) == cache_key(other, images, other.teacher)
+    assert cache_key(cfg, tokens, cfg.teacher) != cache_key(other, tokens, other.teacher)
