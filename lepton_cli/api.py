@@ -37,6 +37,7 @@ def train(overrides: list[str], verbose: bool = False) -> dict:
     raises `LeptonError` with the one line `lepton train` would print. `verbose` shows the run's
     output (progress, tables) instead of keeping it quiet."""
     from lepton_cli.config import override_value, rewrite_overrides
+    from lepton_cli.distributed import child_environment
     from lepton_cli.reporting.markdown import read_metrics
     from lepton_cli.run_dir import resolve_run_dir
 
@@ -50,8 +51,10 @@ def train(overrides: list[str], verbose: bool = False) -> dict:
     run_dir = Path(resume[-1]).expanduser().resolve() if resume else resolve_run_dir(rewrite_overrides(list(overrides)))
     args = [o for o in overrides if o.partition("=")[0].lstrip("+~") != "hydra.run.dir"]
     command = [sys.executable, "-m", "lepton_cli.train", *args, f"hydra.run.dir={override_value(run_dir)}"]
+    # Not the caller's launch variables (a notebook on a torchrun/SLURM rank): the run would take itself
+    # for one rank of that launch and wait for the others. For several GPUs, pass trainer=ddp.
     result = subprocess.run(command, stdout=None if verbose else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            check=False)
+                            env=child_environment(), check=False)
     if verbose:
         sys.stderr.write(result.stderr)
     if result.returncode != 0:

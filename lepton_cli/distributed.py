@@ -23,6 +23,21 @@ from collections.abc import Mapping
 
 log = logging.getLogger("lepton")
 
+# Set by torchrun/srun/Lightning for one process; a child that inherits them thinks it is a rank.
+LAUNCH_VARIABLES = ("LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "RANK", "NODE_RANK", "GROUP_RANK",
+                    "LOCAL_WORLD_SIZE", "PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+# Set by srun for one task of a job step: a local run that inherited them inside a SLURM allocation would
+# take itself for one of several ranks srun started, and Lightning would wait for the others.
+SLURM_TASK_VARIABLES = ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "SLURM_LOCALID",
+                        "SLURM_NODEID", "SLURM_STEP_ID", "SLURM_STEPID")
+
+
+def child_environment(keep_slurm: bool = False) -> dict[str, str]:
+    """This process's environment for a training subprocess: no variables of a launch it is not part of.
+    A task of a SLURM job keeps SLURM's task variables: Lightning takes its rank and world size from them."""
+    dropped = {*LAUNCH_VARIABLES, "HYDRA_FULL_ERROR", "LEPTON_DEBUG", *(() if keep_slurm else SLURM_TASK_VARIABLES)}
+    return {k: v for k, v in os.environ.items() if k not in dropped}
+
 
 def launch_id(env: Mapping[str, str] | None = None) -> str | None:
     """A name shared by all ranks of a torchrun or srun launch; None when this process was not

@@ -40,3 +40,24 @@ def test_train_turns_a_mistake_into_the_clis_one_line(tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
     with pytest.raises(LeptonError, match="list of KEY=VALUE strings"):
         api.train("method=mcc")  # type: ignore[arg-type]
+
+
+def test_train_does_not_hand_the_callers_launch_variables_to_the_run(tmp_path, monkeypatch):
+    """Called on a torchrun/SLURM rank (a notebook in an allocation), the run must not take itself for
+    one rank of that launch and wait for the others."""
+    import subprocess
+
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(command, 1, stderr="lepton: error: stopped here\n")
+
+    for name, value in {"LOCAL_RANK": "1", "WORLD_SIZE": "2", "MASTER_PORT": "29500", "SLURM_PROCID": "1",
+                        "LEPTON_TEST_KEPT": "yes"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(api.subprocess, "run", fake_run)
+    with pytest.raises(LeptonError, match="stopped here"):
+        api.train(["method=mcc", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert seen["LEPTON_TEST_KEPT"] == "yes"
+    assert not {"LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT", "SLURM_PROCID"} & set(seen)

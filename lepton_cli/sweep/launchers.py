@@ -27,16 +27,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lepton_cli.config import override_value
+from lepton_cli.distributed import child_environment
 from lepton_cli.sweep.options import Options
 from lepton_cli.sweep.records import Job, read_result, save_record
 
-# Set by torchrun/srun/Lightning for one process; a child that inherits them thinks it is a rank.
-LAUNCH_VARIABLES = ("LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "RANK", "NODE_RANK", "GROUP_RANK",
-                    "LOCAL_WORLD_SIZE", "PL_GLOBAL_SEED", "PL_SEED_WORKERS")
-# Set by srun for one task of a job step: a local run that inherited them inside a SLURM allocation would
-# take itself for one of several ranks srun started, and Lightning would wait for the others.
-SLURM_TASK_VARIABLES = ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "SLURM_LOCALID",
-                        "SLURM_NODEID", "SLURM_STEP_ID", "SLURM_STEPID")
 _HYDRA_NOISE = ("Set the environment variable HYDRA_FULL_ERROR", "full_key:", "Error executing job with overrides")
 POLL_SECONDS = 0.2  # how often the local launcher looks for ended trainings
 GRACE_SECONDS = 10.0  # how long a stopped training may take to exit after SIGTERM before SIGKILL
@@ -107,13 +101,6 @@ class LocalLauncher(Launcher):
         except BaseException:
             stop(running)
             raise
-
-
-def child_environment(keep_slurm: bool = False) -> dict[str, str]:
-    """This process's environment for a training subprocess: no variables of a launch it is not part of.
-    A task of a SLURM job keeps SLURM's task variables: Lightning takes its rank and world size from them."""
-    dropped = {*LAUNCH_VARIABLES, "HYDRA_FULL_ERROR", "LEPTON_DEBUG", *(() if keep_slurm else SLURM_TASK_VARIABLES)}
-    return {k: v for k, v in os.environ.items() if k not in dropped}
 
 
 def train_command(job: Job) -> list[str]:
