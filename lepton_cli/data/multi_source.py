@@ -5,7 +5,9 @@ built from Lepton's own `conf/dataset/<option>.yaml` (read as data: only the Dom
 `lepton_cli.data.domains`, only plain values), with the classes every source shares matched by name
 (`alignment.shared_by_sources`). Each pooled image keeps the index of its domain (`PooledArrays`),
 so the DataModule can sample the domains evenly (`BalancedDomainSampler`) and hand the index to the
-methods that ask for it (`batch["source_domain"]`).
+methods that ask for it (`batch["source_domain"]`). Text and audio sources pool the same way
+(`PooledInputs`): all of one modality, token rows padded to the longest, feature vectors and
+waveforms of one width.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from lepton_cli.data.arrays import ImageArrays
+from lepton_cli.data.arrays import ImageArrays, InputArrays
 from lepton_cli.data.domains import Domain
 from lepton_cli.errors import LeptonError
 
@@ -43,14 +45,33 @@ class PooledArrays(ImageArrays):
         return PooledArrays(self.images[keep], labels, classes, self.cacheable, self.domain_index[keep], self.domain_names)
 
 
+@dataclass
+class PooledInputs(InputArrays):
+    """Text or audio inputs of several domains: `domain_index[i]` indexes `domain_names`."""
+
+    domain_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    domain_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.domain_index = np.asarray(self.domain_index, dtype=np.int64)
+        if len(self.domain_index) != len(self.labels):
+            raise ValueError(f"{len(self.labels)} inputs but {len(self.domain_index)} domain indices")
+
+    def subset(self, keep: np.ndarray, labels: np.ndarray, classes: list[str]) -> PooledInputs:
+        return PooledInputs(self.inputs[keep], labels, classes, self.modality, self.cacheable, self.domain_index[keep],
+                            self.domain_names)
+
+
 def dataset_option(option: str, settings: dict | None = None) -> Domain:
     """The Domain of `conf/dataset/<option>.yaml` with `settings` merged over its keys. The file is
-    data: its `_target_` must be one of the Domain classes in `lepton_cli.data.domains` and every
+    data: its `_target_` must be one of the Domain classes in `lepton_cli.data.domains` or
+    `lepton_cli.data.text_and_speech` and every
     value plain (no nested objects), so nothing else is imported or called."""
     from omegaconf import OmegaConf
 
     from lepton_cli.config import conf_dir, group_options
-    from lepton_cli.data import domains
+    from lepton_cli.data import domains, text_and_speech
 
     options = group_options("dataset")
     if not _OPTION.fullmatch(option) or option not in options or option == "multi":
@@ -63,10 +84,11 @@ def dataset_option(option: str, settings: dict | None = None) -> Domain:
                           "source.settings='{synth_digits: {train_size: 500}}'")
     node.update(settings)
     module, _, class_name = str(node.pop("_target_", "")).rpartition(".")
-    domain_class = getattr(domains, class_name, None) if module == domains.__name__ else None
+    data_modules = {m.__name__: m for m in (domains, text_and_speech)}  # where Lepton's data-set classes live
+    domain_class = getattr(data_modules[module], class_name, None) if module in data_modules else None
     if not (isinstance(domain_class, type) and issubclass(domain_class, Domain)) or domain_class is Domain:
         raise LeptonError(f"source.domains: {option} is not one of Lepton's data sets (its _target_ is not a "
-                          "class of lepton_cli.data.domains)")
+                          f"class of {' or '.join(data_modules)})")
     if any(isinstance(value, dict) and "_target_" in value for value in node.values()):
         raise LeptonError(f"source.domains: {option} may only hold plain values, not objects")
     try:
@@ -128,15 +150,33 @@ class MultiSourceDomain(Domain):
         from lepton_cli.data.datamodule import to_tensor
 
         parts = [domain.load(split, root, download, cache_dir) for domain in self.domains]
+        modalities = {part.modality for part in parts}
+        if len(modalities) > 1:
+            raise LeptonError("source.domains mixes modalities (" + ", ".join(
+                f"{domain.name}: {part.modality}" for domain, part in zip(self.domains, parts)) + "); pool data sets of one kind")
         alignment = shared_by_sources([(domain.name, part.classes) for domain, part in zip(self.domains, parts)])
         parts = [alignment.apply(part) for part in parts]
+        labels = np.concatenate([part.labels for part in parts])
+        pooled = {"cacheable": all(part.cacheable for part in parts), "domain_names": self.domain_names,
+                  "domain_index": np.repeat(np.arange(len(parts)), [len(part) for part in parts])}
+        if isinstance(parts[0], InputArrays):
+            return PooledInputs(self._pooled_inputs(parts), labels, alignment.classes, parts[0].modality, **pooled)
         size = max(part.images.shape[1] for part in parts)
         channels = 3 if any(part.images.shape[-1] == 3 for part in parts) else 1
         images = [to_tensor(part, size, channels)[0].permute(0, 2, 3, 1).numpy() for part in parts]
-        return PooledArrays(np.concatenate(images), np.concatenate([part.labels for part in parts]), alignment.classes,
-                            cacheable=all(part.cacheable for part in parts),
-                            domain_index=np.repeat(np.arange(len(parts)), [len(part) for part in parts]),
-                            domain_names=self.domain_names)
+        return PooledArrays(np.concatenate(images), labels, alignment.classes, **pooled)
+
+    def _pooled_inputs(self, parts: list[InputArrays]) -> np.ndarray:
+        """One (N, width) array: token rows padded with 0 (padding) to the longest; feature vectors
+        and waveforms must already share their width (one vocabulary, one recording length)."""
+        widths = [part.inputs.shape[1] for part in parts]
+        if parts[0].modality == "tokens":
+            return np.concatenate([np.pad(part.inputs, ((0, 0), (0, max(widths) - width))) for part, width in zip(parts, widths)])
+        if len(set(widths)) > 1:
+            raise LeptonError(f"source.domains have {parts[0].modality} inputs of different widths (" + ", ".join(
+                f"{domain.name}: {width}" for domain, width in zip(self.domains, widths)) + "); pool data sets of one "
+                "feature space or recording length")
+        return np.concatenate([part.inputs for part in parts])
 
 
 class BalancedDomainSampler(Sampler[int]):

@@ -129,3 +129,53 @@ def test_cfg_job_and_list_show_the_sources():
     assert "MultiSourceDomain" in shown.stdout and "- mnist\n  - usps" in shown.stdout
     listed = run_cli("list", "source")
     assert listed.returncode == 0 and "multi" in listed.stdout and "pacs/photo" in listed.stdout
+
+
+def test_text_sources_pool_with_their_domain_index_and_tokens_padded_to_the_longest(tmp_path):
+    from lepton_cli.data.text_and_speech import AmazonBagOfWords, AmazonTokens
+    from tests.data.text_audio_fakes import FAKE_FEATURES, write_amazon_dann, write_amazon_reviews
+
+    write_amazon_dann(tmp_path, domains=("books", "dvd", "kitchen"))
+    words = pooled(*(AmazonBagOfWords(f"amazon_{d}", d, n_features=FAKE_FEATURES) for d in ("books", "dvd")))
+    data = DomainAdaptationData(words, AmazonBagOfWords("amazon_kitchen", "kitchen", n_features=FAKE_FEATURES),
+                                root=tmp_path, batch_size=8, steps_per_epoch=2, source_val_fraction=0.25)
+    data.setup()
+    assert data.modality == "features" and data.input_dim == FAKE_FEATURES
+    assert data.source_domains["source_test"].bincount().tolist() == [32, 32]
+    val_domains = data.source_domains["source_val"]
+    assert val_domains.bincount().tolist() == [12, 12]  # a quarter of each domain's 48 held out
+    raw = next(iter(data.train_dataloader()["source"]))
+    batch = data.on_before_batch_transfer({"source": raw, "target": ("t", "t")}, 0)
+    assert batch["source"][0].shape == (8, FAKE_FEATURES)
+    assert batch["source_domain"].bincount(minlength=2).tolist() == [4, 4]  # balanced, as for images
+
+    write_amazon_reviews(tmp_path, domains=("books", "dvd"))
+    tokens = pooled(AmazonTokens("amazon_text_books", "books", max_tokens=24, test_size=10),
+                    AmazonTokens("amazon_text_dvd", "dvd", max_tokens=6, test_size=10)).load("train", tmp_path)
+    assert tokens.modality == "tokens" and tokens.inputs.shape[1] == 24
+    assert (tokens.inputs[tokens.domain_index == 1][:, 6:] == 0).all()  # padding, never a word
+
+
+def test_pooling_sources_of_different_kinds_or_widths_is_one_line(tmp_path):
+    from lepton_cli.data.text_and_speech import AmazonBagOfWords
+    from tests.data.text_audio_fakes import FAKE_FEATURES, write_amazon_dann
+
+    write_amazon_dann(tmp_path, domains=("books", "dvd"))
+    books = AmazonBagOfWords("amazon_books", "books", n_features=FAKE_FEATURES)
+    with pytest.raises(LeptonError, match="mixes modalities.*amazon_books: features.*a: image"):
+        pooled(books, ArrayDomain("a", "01")).load("train", tmp_path)
+    with pytest.raises(LeptonError, match=r"different widths \(amazon_books: 40, amazon_dvd: 50\)"):
+        pooled(books, AmazonBagOfWords("amazon_dvd", "dvd", n_features=50)).load("train", tmp_path)
+
+
+def test_mldg_runs_on_pooled_text_sources_from_the_command_line(tmp_path):
+    from tests.data.text_audio_fakes import FAKE_FEATURES, write_amazon_dann
+
+    write_amazon_dann(tmp_path, domains=("books", "dvd", "kitchen"))
+    width = f"{{n_features: {FAKE_FEATURES}}}"
+    result = run_cli("train", "source=multi", "source.domains=[amazon/books,amazon/dvd,amazon/kitchen]",
+                     f"source.settings={{amazon_books: {width}, amazon_dvd: {width}}}", "target=amazon/kitchen",
+                     f"target.n_features={FAKE_FEATURES}", "method=mldg", "augment=text", "student=text_mlp",
+                     f"data.root={tmp_path}", "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test_target" in result.stdout or (tmp_path / "run" / "metrics.json").is_file()
