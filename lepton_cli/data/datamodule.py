@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from lepton_cli.data.alignment import ClassAlignment
 from lepton_cli.data.arrays import ImageArrays, InputArrays
 from lepton_cli.data.domains import Domain
 from lepton_cli.data.modality import input_tensors, one_modality
+from lepton_cli.data.streaming import ImageFiles, StreamedImages, check_streaming_setting, choose_streaming, to_tensor
 from lepton_cli.errors import LeptonError
+
+__all__ = ["UNLABELLED", "DomainAdaptationData", "TensorImages", "image_key", "labelled_subset", "to_tensor"]
+log = logging.getLogger(__name__)
 
 MIN_AUTO_SIZE = 28  # the smallest size `image_size: auto` picks (scikit-learn's digits are 8 px)
 UNLABELLED = -1  # what the target training loader yields in place of labels an adaptation method may not see
@@ -44,24 +48,6 @@ class TensorImages(Dataset):
         return self.images[index], self.labels[index]
 
 
-def to_tensor(arrays: ImageArrays, image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bring one split to uint8 (N, channels, image_size, image_size)."""
-    images = torch.from_numpy(arrays.images).permute(0, 3, 1, 2).contiguous()
-    if images.shape[1] != channels:
-        if channels == 3:
-            images = images.expand(-1, 3, -1, -1)
-        else:  # ITU-R 601 luma, as PIL's convert("L")
-            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-            images = (images.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
-    if images.shape[-2:] != (image_size, image_size):
-        resized = []
-        for chunk in images.split(4096):  # bounded memory for large sets
-            resized.append(F.interpolate(chunk.float(), size=(image_size, image_size), mode="bilinear",
-                                         antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8))
-        images = torch.cat(resized)
-    return images.contiguous(), torch.from_numpy(arrays.labels)
-
-
 class DomainAdaptationData(pl.LightningDataModule):
     """Source and target data, aligned by class name and brought to one size and channel count.
 
@@ -88,6 +74,12 @@ class DomainAdaptationData(pl.LightningDataModule):
     of each image of the source splits; `source_val` is held out from each domain alike (DomainBed's
     training-domain validation); training batches draw the domains evenly (`balanced`) and carry
     the index as `batch["source_domain"]` beside the unchanged `batch["source"]`.
+
+    Image files too large for memory (`data.streaming`, `data.max_memory_gb`: data/streaming.py) are
+    listed instead of decoded: their splits hold a `StreamedImages` where the others hold a uint8
+    tensor, every hold-out above works on it alike, and the DataLoader workers decode each image
+    into the same uint8 tensor the in-memory path would hold. `train_dataloader` logs which path
+    the run takes (device-resident fast path, in-memory DataLoader, streaming) and why.
     """
 
     test_splits = ("target", "source")
@@ -97,7 +89,8 @@ class DomainAdaptationData(pl.LightningDataModule):
                  eval_batch_size: int = 512, steps_per_epoch: int = 200, num_workers: int = 0,
                  target_labels_per_class: int | None = None, label_seed: int = 0, use_target_train: bool = True,
                  source_val_fraction: float = 0.0, source_val_seed: int = 0, fast_path: str = "auto",
-                 target_val_fraction: float = 0.1, validate_target_test: bool = False, input_dim: int | str = "auto"):
+                 target_val_fraction: float = 0.1, validate_target_test: bool = False, input_dim: int | str = "auto",
+                 streaming: str = "auto", max_memory_gb: float | str = "auto"):
         super().__init__()
         if batch_size <= 0 or steps_per_epoch <= 0:
             raise LeptonError(f"data.batch_size and data.steps_per_epoch must be positive, got {batch_size} and {steps_per_epoch}")
@@ -113,6 +106,10 @@ class DomainAdaptationData(pl.LightningDataModule):
         if fast_path not in ("auto", "on", "off"):
             raise LeptonError(f"data.fast_path must be auto, on or off, got {fast_path!r}")
         self.fast_path = fast_path
+        check_streaming_setting(streaming)
+        self.streaming, self.max_memory_gb = streaming, max_memory_gb
+        self.streamed_roles: set[str] = set()  # "source"/"target": read from disk while training (setup decides)
+        self.streaming_reason, self._logged_data_path = "", False
         if not 0.0 <= source_val_fraction < 1.0:
             raise LeptonError(f"data.source_val_fraction must be in [0, 1), got {source_val_fraction}")
         self.source_val_fraction, self.source_val_seed = source_val_fraction, source_val_seed
@@ -129,20 +126,44 @@ class DomainAdaptationData(pl.LightningDataModule):
         self.setup()
         return self.alignment.classes
 
-    def _resolve_auto_shape(self, raw: dict[str, ImageArrays | InputArrays]) -> None:
+    def _resolve_auto_shape(self, raw: dict[str, ImageArrays | InputArrays | ImageFiles]) -> None:
         """`image_size: auto` is the source's native size (at least MIN_AUTO_SIZE); `channels: auto`
         is 3 when either domain is in colour, else 1. So CIFAR→STL trains at 32 px RGB and
-        MNIST→USPS at 28 px grey without the user saying so."""
+        MNIST→USPS at 28 px grey without the user saying so. Listed files count as decoded: RGB at
+        their reader's size."""
+        def native_size(arrays) -> int:
+            return arrays.decode_size if isinstance(arrays, ImageFiles) else arrays.images.shape[1]
+
         if self.image_size == "auto":
-            self.image_size = max(MIN_AUTO_SIZE, int(raw["source_train"].images.shape[1]))
+            self.image_size = max(MIN_AUTO_SIZE, int(native_size(raw["source_train"])))
         if self.channels == "auto":
-            self.channels = 3 if any(arrays.images.shape[-1] == 3 for arrays in raw.values()) else 1
+            self.channels = 3 if any(isinstance(arrays, ImageFiles) or arrays.images.shape[-1] == 3
+                                     for arrays in raw.values()) else 1
+
+    def _choose_streaming(self) -> dict[str, ImageFiles | None]:
+        """List the file-list data sets (nothing decoded yet), decide which roles stream from disk
+        (`streaming.choose_streaming`) and return the listings of those roles."""
+        domains = {"source": self.source, "target": self.target}
+        keys = [f"{role}_{split}" for role in domains for split in ("train", "test")]
+        if self.streaming == "off":
+            listed = dict.fromkeys(keys)
+        else:
+            listed = {key: domains[key.split("_")[0]].image_files(key.split("_")[1], self.root) for key in keys}
+        # Before decoding, `auto` size and channels are estimated as decoded (the files' own size, RGB).
+        size = self.image_size if isinstance(self.image_size, int) else None
+        channels = self.channels if isinstance(self.channels, int) else 3
+        self.streamed_roles, self.streaming_reason = choose_streaming(
+            self.streaming, listed, {role: domain.name for role, domain in domains.items()}, size, channels,
+            self.max_memory_gb)
+        return {key: files for key, files in listed.items() if key.split("_")[0] in self.streamed_roles}
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        raw = {f"{role}_{split}": domain.load(split, self.root, self.download, self.cache_dir)
-               for role, domain in (("source", self.source), ("target", self.target)) for split in ("train", "test")}
+        streamed = self._choose_streaming()
+        raw = {key: streamed[key] if key in streamed else domain.load(split, self.root, self.download, self.cache_dir)
+               for role, domain in (("source", self.source), ("target", self.target)) for split in ("train", "test")
+               for key in [f"{role}_{split}"]}
         self.modality = one_modality(raw, self.source.name, self.target.name)
         self.alignment = ClassAlignment.between(raw["source_train"].classes, raw["target_train"].classes,
                                                 self.source.name, self.target.name)
@@ -152,7 +173,10 @@ class DomainAdaptationData(pl.LightningDataModule):
         for key, arrays in aligned.items():
             if len(arrays) == 0:
                 raise LeptonError(f"{key.replace('_', ' ')} split of {getattr(self, key.split('_')[0]).name} has no images of the shared classes")
-            if self.modality == "image":
+            if isinstance(arrays, ImageFiles):
+                self.splits[key] = (StreamedImages(arrays.files, arrays.decode_size, self.image_size, self.channels),
+                                    torch.from_numpy(arrays.labels))
+            elif self.modality == "image":
                 self.splits[key] = to_tensor(arrays, self.image_size, self.channels)
             if hasattr(arrays, "domain_index"):  # pooled sources
                 self.source_domains[key] = torch.from_numpy(arrays.domain_index)
@@ -257,6 +281,8 @@ class DomainAdaptationData(pl.LightningDataModule):
             sampler = BatchSampler(balanced or RandomSampler(range(length)), self.batch_size, drop_last=True)
             return DataLoader(dataset, batch_size=None, sampler=sampler)
         dataset = TensorImages(images, labels, length=length, domains=domains if with_domains else None)
+        # The same loader in memory and streamed (the dataset indexes a tensor or decodes a file), so
+        # the same seed draws the same images; under DDP Lightning gives it per-rank samplers.
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=balanced is None, sampler=balanced, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=self._on_gpu())
@@ -274,14 +300,47 @@ class DomainAdaptationData(pl.LightningDataModule):
 
     def uses_fast_path(self) -> bool:
         """`fast_path: auto` holds the training data on the device and samples whole batches by index
-        (no DataLoader workers, no per-image Python) whenever one process trains; DDP needs
-        Lightning's per-rank samplers, so it takes the ordinary path."""
+        (no DataLoader workers, no per-image Python) whenever one process trains on data held in
+        memory; DDP needs Lightning's per-rank samplers and streamed data is not in memory, so
+        both take the ordinary DataLoader path."""
+        return self._fast_path_decision()[0]
+
+    def _fast_path_decision(self) -> tuple[bool, str]:
+        """(whether the training batches are gathered on the device, why not when they are not)."""
         distributed = self.trainer is not None and self.trainer.world_size > 1
         if self.fast_path == "on" and distributed:
             raise LeptonError("data.fast_path=on works with one process only; use data.fast_path=auto with DDP")
-        return self.fast_path == "on" or (self.fast_path == "auto" and not distributed and self.num_workers == 0)
+        if self.fast_path == "on" and self.streamed_roles:
+            raise LeptonError("data.fast_path=on needs the data in memory, but it streams from disk "
+                              f"({self.streaming_reason}); use data.fast_path=auto or data.streaming=off")
+        if self.fast_path == "on":
+            return True, "data.fast_path=on"
+        reasons = [why for why, applies in (("data.fast_path=off", self.fast_path == "off"),
+                                            ("DDP needs per-rank samplers", distributed),
+                                            (f"data.num_workers={self.num_workers}", self.num_workers > 0),
+                                            ("streamed data is not in memory", bool(self.streamed_roles))) if applies]
+        return not reasons, "; ".join(reasons)
+
+    def _log_data_path(self) -> None:
+        """One INFO line, once: which of the three data paths training takes, and why."""
+        if self._logged_data_path:
+            return
+        self._logged_data_path = True
+        fast, why_not = self._fast_path_decision()
+        if self.streamed_roles:
+            names = " and ".join(f"{role} {getattr(self, role).name}" for role in ("source", "target")
+                                 if role in self.streamed_roles)
+            workers = (f"{self.num_workers} DataLoader workers" if self.num_workers else
+                       "the main process (set data.num_workers=N to decode in parallel)")
+            log.info("data: streaming %s from disk, decoded in %s: %s", names, workers, self.streaming_reason)
+        elif fast:
+            log.info("data: in memory, batches gathered on the device (fast path): %s", self.streaming_reason)
+        else:
+            log.info("data: in memory, DataLoader with %d workers (no fast path: %s): %s", self.num_workers, why_not,
+                     self.streaming_reason)
 
     def train_dataloader(self) -> dict[str, DataLoader]:
+        self._log_data_path()
         loaders = {"source": self._train_loader("source_train", with_domains=True)}
         if self.use_target_train:
             loaders["target"] = self._train_loader("target_train")
@@ -291,9 +350,12 @@ class DomainAdaptationData(pl.LightningDataModule):
         from lepton_cli.distributed import eval_sampler
 
         dataset = TensorImages(*self.splits[split])
+        streamed = isinstance(dataset.images, StreamedImages) and self.num_workers > 0
         # Under DDP: each image on exactly one rank, so synchronised metrics equal one process's.
+        # Streamed: the workers stay up between validations (forking them again each epoch costs more).
         return DataLoader(dataset, batch_size=self.eval_batch_size, num_workers=self.num_workers,
-                          sampler=eval_sampler(dataset, self.trainer))
+                          sampler=eval_sampler(dataset, self.trainer), persistent_workers=streamed,
+                          pin_memory=streamed and self._on_gpu())
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._eval_loader(f"{split}_test") for split in self.test_splits]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lepton_cli.data.arrays import ImageArrays
+from lepton_cli.data.streaming import ImageFiles
 from lepton_cli.errors import LeptonError
 from lepton_cli.io import WriteFailed, write_buffer_atomically
 
@@ -54,6 +55,11 @@ class Domain:
     def files_base(self, split: str, root: Path) -> Path:
         """The folder that the names in the cache record are relative to."""
         return root
+
+    def image_files(self, split: str, root: Path) -> ImageFiles | None:
+        """The split listed but not decoded, for reading from disk while training
+        (data/streaming.py); None for a data set that only exists in memory."""
+        return None
 
     def load(self, split: str, root: str | Path, download: bool = False, cache_dir: str | Path | None = None) -> ImageArrays:
         if split not in SPLITS:
@@ -215,6 +221,69 @@ class ImageFolderDomain(Domain):
         from lepton_cli.data import readers
 
         return readers.read_image_folder(self.folder(split, root), self.image_size, on_corrupt=self.on_corrupt)
+
+    def image_files(self, split: str, root: Path) -> ImageFiles:
+        from lepton_cli.data import readers
+
+        files, labels, classes = readers.list_image_folder(self.folder(split, root))
+        return _renamed(self, ImageFiles(files, labels, classes, self.image_size))
+
+
+class ImageListDomain(Domain):
+    """A data set whose release lists its images in text files (`readers/image_lists.py`):
+    `dataset="domainnet"` with `domain` one of its six domains (train and test lists), or
+    `dataset="visda2017"` with `domain` `train` (synthetic) or `validation` (real). VisDA-2017 has
+    no labelled test split for either: as with Office-31, the list is both train and test.
+    Decoded to RGB at `image_size`; too large for memory on most machines, so `data.streaming=auto`
+    usually reads it from disk while training."""
+
+    reads_files = True
+    DATASETS = ("domainnet", "visda2017")
+
+    def __init__(self, name: str, dataset: str, domain: str, image_size: int = 224, on_corrupt: str = "skip", **kwargs):
+        super().__init__(name, **kwargs)
+        if dataset not in self.DATASETS:
+            raise LeptonError(f"{name}: dataset must be one of {', '.join(self.DATASETS)}, got {dataset!r}")
+        self.dataset, self.domain, self.image_size, self.on_corrupt = dataset, domain, image_size, on_corrupt
+
+    def cache_key(self) -> dict:
+        return {**super().cache_key(), "dataset": self.dataset, "domain": self.domain, "image_size": self.image_size,
+                "on_corrupt": self.on_corrupt}
+
+    def _list(self, split: str, root: Path) -> tuple[Path, Path, list[str]]:
+        """(list file, the folder its paths are relative to, class names) of `split`."""
+        from lepton_cli.data import readers
+        from lepton_cli.data.readers.image_lists import DOMAINNET_CLASSES, VISDA2017_CLASSES
+
+        if self.dataset == "domainnet":
+            return *readers.domainnet_list(root, self.domain, split), DOMAINNET_CLASSES
+        return *readers.visda2017_list(root, self.domain), VISDA2017_CLASSES
+
+    def files_read(self, split: str, root: Path) -> list[Path]:
+        from lepton_cli.data import readers
+
+        list_file, base, classes = self._list(split, root)
+        return [list_file, *readers.list_image_list(list_file, base, classes)[0]]
+
+    def files_base(self, split: str, root: Path) -> Path:
+        return root / self.dataset
+
+    def _decode(self, split: str, root: Path, download: bool) -> ImageArrays:
+        from lepton_cli.data import readers
+
+        return readers.read_image_list(*self._list(split, root), self.image_size, on_corrupt=self.on_corrupt)
+
+    def image_files(self, split: str, root: Path) -> ImageFiles:
+        from lepton_cli.data import readers
+
+        files, labels, classes = readers.list_image_list(*self._list(split, root))
+        return _renamed(self, ImageFiles(files, labels, classes, self.image_size))
+
+
+def _renamed(domain: Domain, files: ImageFiles) -> ImageFiles:
+    """The class names as `Domain.load` gives them (`rename_classes` applied)."""
+    files.classes = [domain.rename_classes.get(c, c) for c in files.classes]
+    return files
 
 
 def _usable_cache_dir(cache_dir: str | Path) -> Path | None:

@@ -37,6 +37,8 @@ class DataSettings:
     steps_per_epoch: Annotated[int, POSITIVE] = MISSING
     num_workers: Annotated[int, NON_NEGATIVE] = MISSING
     fast_path: Annotated[str, Choice(("auto", "on", "off"))] = MISSING
+    streaming: Annotated[str, Choice(("auto", "on", "off"), "auto, on or off (read image files from disk while training)")] = MISSING
+    max_memory_gb: Annotated[Any, dataclasses.replace(POSITIVE, words=("auto",))] = MISSING
     label_seed: Annotated[int, SEED] = MISSING
     source_val_fraction: Annotated[float, FRACTION_BELOW_ONE] = MISSING
     target_val_fraction: Annotated[float, FRACTION_BELOW_ONE] = MISSING

@@ -73,19 +73,37 @@ def read_image_folder(path: str | Path, image_size: int, on_corrupt: str = "skip
     images, kept, unopened = _decode_images(files, image_size, on_corrupt)
     if not images:
         raise LeptonError(f"none of the {len(files)} images in {path} could be decoded; replace the files")
-    labels = np.asarray(labels, dtype=np.int64)[kept]
+    labels, classes = _classes_with_images(path, classes, np.asarray(labels, dtype=np.int64)[kept])
+    return ImageArrays(np.stack(images), labels, classes, cacheable=unopened == 0)
+
+
+def list_image_folder(path: str | Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    """The files, labels and classes `read_image_folder` would decode, listed without decoding
+    (data/streaming.py reads them later): the same classes and label numbers when every file is
+    readable."""
+    path = Path(path)
+    classes, files, labels = image_folder_files(path)
+    if not files:
+        raise LeptonError(f"no images found in {path}; {_image_folder_layout(path)}")
+    labels, classes = _classes_with_images(path, classes, np.asarray(labels, dtype=np.int64))
+    return files, labels, classes
+
+
+def _classes_with_images(path: Path, classes: list[str], labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Leave out (with a warning) the classes no image is labelled with, renumbering the labels; a
+    classifier needs at least 2 classes left."""
     counts = np.bincount(labels, minlength=len(classes))
     if (counts == 0).any():
         empty = [name for name, count in zip(classes, counts, strict=True) if count == 0]
         warnings.warn(f"image folder {path}: class(es) {', '.join(empty)} have no readable images and are left out; "
-                      "add images or fix the corrupt ones", stacklevel=2)
+                      "add images or fix the corrupt ones", stacklevel=3)
         renumber = np.cumsum(counts > 0) - 1
         labels = renumber[labels]
         classes = [name for name, count in zip(classes, counts, strict=True) if count > 0]
     if len(classes) < 2:
         raise LeptonError(f"image folder {path} has images of {len(classes)} class ({', '.join(classes)}); "
                           f"a classifier needs at least 2: {_image_folder_layout(path)}")
-    return ImageArrays(np.stack(images), labels, classes, cacheable=unopened == 0)
+    return labels, classes
 
 
 def _domain_folder(name: str, candidates: Sequence[Path], expected: str) -> Path:
