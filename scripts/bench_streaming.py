@@ -28,7 +28,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-DEFAULT_DIR = Path("/work/bench/stream_data")
+DEFAULT_DIR = Path("runs/bench_streaming/images")  # generated once with --generate; any folder with --data
 CLASSES = 10
 
 
