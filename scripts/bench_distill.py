@@ -12,18 +12,22 @@ Per seed, through `lepton_cli.api.train` (the very path of `lepton train`), in <
   student, adapt→distil     method=distill teacher.run=<teacher, adapted>
   student, adapt→distil+mcc ... method.adapt=mcc
 
-A finished run (its metrics.json) is read, not trained again, so an interrupted benchmark resumes.
-Then a markdown table, mean ± sample std over seeds: parameters, target accuracy of the last
+A finished run (its metrics.json) is read, not trained again, so an interrupted benchmark resumes;
+the CPU seconds of each run (its process and children: `bench_cpu_s.txt` in its directory) are kept
+beside it, since on a shared machine wall time measures the load. `--only` trains the rows that
+matter first (every seed), the rest in a later call. Then a markdown table, mean ± sample std over seeds: parameters, target accuracy of the last
 weights, of the validator's pick (`selection/target/acc`, no target labels) and of the oracle's
 pick (`oracle/target/acc`: uses target labels, an upper bound on epoch choice, never a result).
 
     python scripts/bench_distill.py --seeds 0 1 2 --budget trainer.max_epochs=2 data.steps_per_epoch=100
-    python scripts/bench_distill.py --pair source=mnist target=usps data.root=DATA --seeds 0
+    python scripts/bench_distill.py --pair experiment=digits/mnist_usps data.root=DATA selection=ims --seeds 0 1 2 \
+        --only teacher_adapted student_alone student_adapt_distill
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 from pathlib import Path
@@ -56,10 +60,22 @@ def run_once(run_dir: Path, overrides: list[str]) -> dict:
     """The metrics of the run in `run_dir`: read when it finished before, else trained now."""
     from lepton_cli.reporting.markdown import read_metrics
 
+    cpu_file = run_dir / "bench_cpu_s.txt"
     if (run_dir / "metrics.json").is_file():
-        return {**read_metrics(run_dir / "metrics.json"), "run_dir": str(run_dir)}
+        cpu_s = float(cpu_file.read_text()) if cpu_file.is_file() else None
+        return {**read_metrics(run_dir / "metrics.json"), "run_dir": str(run_dir), "cpu_s": cpu_s}
     print(f"training {run_dir.name}: {' '.join(overrides)}", file=sys.stderr, flush=True)
-    return api.train([*overrides, f"hydra.run.dir={run_dir}"])
+    started = children_cpu_s()
+    metrics = api.train([*overrides, f"hydra.run.dir={run_dir}"])
+    metrics["cpu_s"] = children_cpu_s() - started
+    write_text_atomically(cpu_file, [f"{metrics['cpu_s']:.1f}"])
+    return metrics
+
+
+def children_cpu_s() -> float:
+    """User + system CPU seconds of the finished child processes (api.train's run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parameters(run_dir: str) -> int:
@@ -114,14 +130,16 @@ def main() -> None:
                 results.setdefault(name, []).append(metrics)
 
     header = ["", "parameters", "target acc % (last weights)", "target acc % (validator's pick)",
-              "target acc % (oracle pick, uses target labels)", "wall time s (per run)", "runs ok"]
+              "target acc % (oracle pick, uses target labels)", "wall time s (per run)", "CPU s (per run)", "runs ok"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, label, _overrides, _teacher in rows(args):
         runs = results.get(name, [])
         params = f"{runs[0]['parameters'] / 1e6:.2f} M" if runs else "–"
         wall = f"{statistics.mean(r['wall_time_s'] for r in runs):.0f}" if runs else "–"
+        cpu_s = [r["cpu_s"] for r in runs if r.get("cpu_s") is not None]
+        cpu = f"{statistics.mean(cpu_s):.0f}" if cpu_s else "–"
         cells = [summarise([r[c] for r in runs if isinstance(r.get(c), float)]) for c in COLUMNS]
-        lines.append(f"| {label} | {params} | " + " | ".join(cells) + f" | {wall} | {len(runs)}/{len(args.seeds)} |")
+        lines.append(f"| {label} | {params} | " + " | ".join(cells) + f" | {wall} | {cpu} | {len(runs)}/{len(args.seeds)} |")
     table = "\n".join(lines) + "\n"
     command = "python scripts/bench_distill.py " + " ".join(sys.argv[1:])
     print(f"{command}\n\n{table}")
