@@ -185,6 +185,26 @@ def compose_job(overrides: tuple[str, ...]):
         return compose("config", overrides=job)
 
 
+def compose_run(overrides: list[str], run_dir: Path):
+    """The config `lepton train OVERRIDES hydra.run.dir=RUN_DIR` would run, composed in this process
+    (for `train.run` in tests and in-process benchmarks), with Hydra's runtime set up so that
+    `${hydra:runtime.output_dir}` resolves."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=rewrite_overrides(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.run.dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
 def is_searchpath(override: str) -> bool:
     return override.partition("=")[0].lstrip("+~") == "hydra.searchpath"
 

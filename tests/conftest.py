@@ -34,22 +34,9 @@ def _isolated_cache(tmp_path_factory):
 def compose_config(overrides: list[str], run_dir: Path):
     """The config `lepton train OVERRIDES hydra.run.dir=RUN_DIR` would run, with Hydra's runtime
     set up so that `${hydra:runtime.output_dir}` resolves."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from lepton_cli.config import compose_run
 
-    from lepton_cli.config import conf_dir, rewrite_overrides
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=rewrite_overrides(overrides), return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.hydra.run.dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_run(overrides, run_dir)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from lepton_cli.config import group_options
 from lepton_cli.errors import LeptonError
 from tests.conftest import compose_config
 from tests.data import fake_files
+from tests.data.text_audio_fakes import write_amazon_dann
 
 PRESETS = sorted(group_options("experiment"))
 FAST = ["trainer.fast_dev_run=true", "logger=none", "report=false", "data.batch_size=4", "data.eval_batch_size=16"]
@@ -28,6 +29,7 @@ def data_root(tmp_path_factory) -> Path:
         fake_files.write_office31(root, domain)
     for domain in ("Art", "Clipart", "Product", "Real_World"):
         fake_files.write_office_home(root, domain)
+    write_amazon_dann(root, domains=("books", "dvd", "electronics", "kitchen"))
     return root
 
 
@@ -40,6 +42,9 @@ def test_every_protocol_of_the_issue_has_a_preset():
     office_home = [f"office_home/{s}_{t}" for s in ("Ar", "Cl", "Pr", "Rw") for t in ("Ar", "Cl", "Pr", "Rw") if s != t]
     expected = {"digits/mnist_usps", "digits/usps_mnist", "digits/svhn_mnist", "digits/mnist_mnistm", "cifar_stl",
                 "stl_cifar", *(f"office31/{p}" for p in ("A_W", "D_W", "W_D", "A_D", "D_A", "W_A")), *office_home}
+    amazon = [f"amazon/{s}_{t}" for s in ("books", "dvd", "electronics", "kitchen")
+              for t in ("books", "dvd", "electronics", "kitchen") if s != t]  # issue 18: the DANN paper's Table 1
+    expected |= set(amazon)
     assert set(PRESETS) == expected
 
 
@@ -56,6 +61,10 @@ def test_preset_fixes_its_protocol_and_names_its_source(default_pair, tmp_path, 
     assert group_options("experiment")[name]  # the line `lepton list experiment` shows
     cfg = compose_config([f"experiment={name}", *_offline(name)], tmp_path / "run")
     assert (cfg.source.name, cfg.target.name) != default_pair and cfg.source.name != cfg.target.name
+    if name.startswith("amazon/"):  # text: the paper's network, not an image size; a CPU budget (the preset says why)
+        assert cfg.student._target_.endswith("ShallowMLP") and cfg.method.bottleneck_dim is None
+        assert cfg.per_method.dann.hidden_layers == 0
+        return
     # What the protocol fixes is a value, not Lepton's auto or default: size, channels, batch, steps.
     assert isinstance(cfg.data.image_size, int) and cfg.data.channels in (1, 3)
     assert cfg.data.batch_size >= 32 and cfg.data.steps_per_epoch * cfg.trainer.max_epochs >= 10_000
@@ -63,7 +72,7 @@ def test_preset_fixes_its_protocol_and_names_its_source(default_pair, tmp_path, 
 
 # The digits and CIFAR/STL families train in the quick suite; the Office ones (ResNet-50: over a minute for the
 # first on a loaded 2-core CPU, even at one batch of 4) and the mirrored pairs are slow.
-QUICK = {"digits/mnist_usps", "digits/svhn_mnist", "digits/mnist_mnistm", "cifar_stl"}
+QUICK = {"digits/mnist_usps", "digits/svhn_mnist", "digits/mnist_mnistm", "cifar_stl", "amazon/books_dvd"}
 
 
 @pytest.mark.parametrize("name", [name if name in QUICK else pytest.param(name, marks=pytest.mark.slow)
@@ -72,7 +81,8 @@ def test_preset_trains_one_batch_on_format_true_files(data_root, tmp_path, name)
     from lepton_cli.train import run
 
     cfg = compose_config([f"experiment={name}", f"data.root={data_root}", *_offline(name), *FAST], tmp_path / "run")
-    cfg.data.image_size = min(cfg.data.image_size, 64)  # 224 px ResNet-50 would take a minute a preset
+    if isinstance(cfg.data.image_size, int):
+        cfg.data.image_size = min(cfg.data.image_size, 64)  # 224 px ResNet-50 would take a minute a preset
     metrics = run(cfg)
     assert (metrics["source"], metrics["target"]) == (cfg.source.name, cfg.target.name)
     assert metrics["steps"] == 1 and 0.0 <= metrics["target/acc"] <= 1.0

@@ -9,21 +9,26 @@ from lepton_cli.losses.gradient_reversal import grad_reverse
 
 
 class DomainDiscriminator(nn.Sequential):
-    """A two-hidden-layer MLP that outputs one logit per sample: > 0 means "source".
+    """An MLP with ``hidden_layers`` hidden layers of width ``hidden`` that outputs one logit per
+    sample: > 0 means "source".
 
+    The default, two hidden layers, is TLlib's (and the paper's image experiments'); with
+    ``hidden_layers=0`` it is one linear layer, the logistic-regression domain classifier of the
+    paper's shallow DANN (Ganin et al. 2016, §5.1.1, Amazon reviews), and ``hidden`` is unused.
     With ``batch_norm=True`` (default, as in TLlib) each hidden layer is Linear-BatchNorm-ReLU;
     with ``batch_norm=False`` it is the paper's Linear-ReLU-Dropout(0.5). The output has shape
     ``(batch, 1)``. Because of the BatchNorm, feed source and target through it in *one* call
     (as :class:`DomainAdversarialLoss` does), so both domains share the batch statistics.
     """
 
-    def __init__(self, in_features: int, hidden: int = 1024, batch_norm: bool = True) -> None:
+    def __init__(self, in_features: int, hidden: int = 1024, batch_norm: bool = True, hidden_layers: int = 2) -> None:
         def block(n_in: int) -> list[nn.Module]:
             if batch_norm:
                 return [nn.Linear(n_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]
             return [nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(0.5)]
 
-        super().__init__(*block(in_features), *block(hidden), nn.Linear(hidden, 1))
+        widths = [in_features] + [hidden] * hidden_layers
+        super().__init__(*(module for n_in in widths[:-1] for module in block(n_in)), nn.Linear(widths[-1], 1))
         self.in_features = in_features
 
 

@@ -17,14 +17,18 @@ class DANN(AdaptationMethod):
         loss = CE(x_s, y_s) + trade_off · L_domain(R_λ(f_s), R_λ(f_t))
 
     λ follows the paper's schedule λ_p = 2 / (1 + exp(-10 p)) - 1 over the training progress p,
-    so it is 0 at the start, when the discriminator is still noise. The discriminator is
-    TLlib's two-hidden-layer MLP of width `hidden`. Target labels are never read.
+    so it is 0 at the start, when the discriminator is still noise. The discriminator is an MLP
+    with `hidden_layers` hidden layers of width `hidden`: TLlib's two by default, 0 for the
+    paper's logistic regression on the features (its shallow Amazon-reviews network). Target
+    labels are never read.
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int, trade_off: float = 1.0, hidden: int = 1024, **kwargs):
+    def __init__(self, backbone: nn.Module, num_classes: int, trade_off: float = 1.0, hidden: int = 1024,
+                 hidden_layers: int = 2, **kwargs):
         super().__init__(backbone, num_classes, **kwargs)
         self.trade_off = trade_off
-        self.domain_adversary = DomainAdversarialLoss(DomainDiscriminator(self.model.features_dim, hidden))
+        self.domain_adversary = DomainAdversarialLoss(
+            DomainDiscriminator(self.model.features_dim, hidden, hidden_layers=hidden_layers))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         source_images, source_labels = batch["source"]

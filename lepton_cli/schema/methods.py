@@ -49,6 +49,11 @@ class AdversarialSettings(MethodSettings):
 
 
 @dataclass
+class DANNSettings(AdversarialSettings):
+    hidden_layers: Annotated[int, NON_NEGATIVE] = MISSING  # 0: a logistic-regression discriminator
+
+
+@dataclass
 class CDANSettings(AdversarialSettings):
     entropy_conditioning: bool = MISSING
     randomized: bool | None = MISSING
@@ -132,7 +137,7 @@ class MixStyleSettings(MethodSettings):
 
 # conf/method/<option>.yaml → the class of its keys (an option without one gets MethodSettings).
 METHOD_SCHEMAS: dict[str, type[MethodSettings]] = {
-    "dann": AdversarialSettings, "cdan": CDANSettings, "mcc": MCCSettings, "distill": DistillSettings,
+    "dann": DANNSettings, "cdan": CDANSettings, "mcc": MCCSettings, "distill": DistillSettings,
     "pseudo_label": PseudoLabelSettings, "vada": VADASettings, "finetune": FineTuneSettings,
     "mldg": MLDGSettings, "coral": CORALSettings, "mixstyle": MixStyleSettings,
 }
