@@ -52,16 +52,21 @@ def generate(directory: Path, count: int, seed: int = 0) -> None:
         Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(path, quality=90)
 
 
-def tree_memory(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) in bytes of `pid` and its child processes, from /proc."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its child processes (the DataLoader workers), from /proc."""
     pids = [pid]
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as handle:
             pids += [int(child) for child in handle.read().split()]
     except OSError:
         pass
+    return pids
+
+
+def tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in bytes of `pid` and its child processes, from /proc."""
     rss = pss = 0
-    for one in pids:
+    for one in process_tree(pid):
         try:
             with open(f"/proc/{one}/smaps_rollup") as handle:
                 for line in handle:
@@ -77,14 +82,8 @@ def tree_memory(pid: int) -> tuple[int, int]:
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of `pid` and its live children (the workers are alive: persistent)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            pids += [int(child) for child in handle.read().split()]
-    except OSError:
-        pass
     total = 0.0
-    for one in pids:
+    for one in process_tree(pid):
         try:
             with open(f"/proc/{one}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()

@@ -28,6 +28,13 @@ from lepton_cli.errors import LeptonError
 _OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 
 
+def checked_domain_index(domain_index, count: int) -> np.ndarray:
+    domain_index = np.asarray(domain_index, dtype=np.int64)
+    if len(domain_index) != count:
+        raise ValueError(f"{count} inputs but {len(domain_index)} domain indices")
+    return domain_index
+
+
 @dataclass
 class PooledArrays(ImageArrays):
     """Images of several domains at one size: `domain_index[i]` indexes `domain_names`."""
@@ -37,9 +44,7 @@ class PooledArrays(ImageArrays):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.domain_index = np.asarray(self.domain_index, dtype=np.int64)
-        if len(self.domain_index) != len(self.labels):
-            raise ValueError(f"{len(self.labels)} images but {len(self.domain_index)} domain indices")
+        self.domain_index = checked_domain_index(self.domain_index, len(self.labels))
 
     def subset(self, keep: np.ndarray, labels: np.ndarray, classes: list[str]) -> PooledArrays:
         return PooledArrays(self.images[keep], labels, classes, self.cacheable, self.domain_index[keep], self.domain_names)
@@ -54,9 +59,7 @@ class PooledInputs(InputArrays):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.domain_index = np.asarray(self.domain_index, dtype=np.int64)
-        if len(self.domain_index) != len(self.labels):
-            raise ValueError(f"{len(self.labels)} inputs but {len(self.domain_index)} domain indices")
+        self.domain_index = checked_domain_index(self.domain_index, len(self.labels))
 
     def subset(self, keep: np.ndarray, labels: np.ndarray, classes: list[str]) -> PooledInputs:
         return PooledInputs(self.inputs[keep], labels, classes, self.modality, self.cacheable, self.domain_index[keep],
