@@ -248,6 +248,8 @@ def test_missing_data_folder(capsys, monkeypatch, tmp_path):
 
 
 def test_corrupt_image_with_on_corrupt_error(capsys, monkeypatch, tmp_path):
+    # Two classes: with one, the folder's layout is the first mistake (files are listed before decoding).
+    write_png(tmp_path / "imgs" / "2" / "good.png")
     write_png(tmp_path / "imgs" / "3" / "good.png")
     (tmp_path / "imgs" / "3" / "broken.png").write_bytes(b"\x89PNG not really")
     line = one_line_error(capsys, monkeypatch, *imagefolder_args(tmp_path / "imgs", tmp_path, "source.on_corrupt=error"))
