@@ -35,6 +35,7 @@ from pathlib import Path
 from lepton_cli import api
 from lepton_cli.errors import LeptonError, error_boundary
 from lepton_cli.io import write_text_atomically
+from lepton_cli.reporting.leaderboard import percent_mean_std
 
 COLUMNS = ("target/acc", "selection/target/acc", "oracle/target/acc")
 
@@ -81,13 +82,6 @@ def children_cpu_s() -> float:
 def parameters(run_dir: str) -> int:
     model = api.load_model(run_dir)
     return sum(p.numel() for p in model.parameters())
-
-
-def summarise(values: list[float]) -> str:
-    if not values:
-        return "not run"
-    mean = 100 * statistics.mean(values)
-    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
 
 
 def main() -> None:
@@ -138,7 +132,7 @@ def main() -> None:
         wall = f"{statistics.mean(r['wall_time_s'] for r in runs):.0f}" if runs else "–"
         cpu_s = [r["cpu_s"] for r in runs if r.get("cpu_s") is not None]
         cpu = f"{statistics.mean(cpu_s):.0f}" if cpu_s else "–"
-        cells = [summarise([r[c] for r in runs if isinstance(r.get(c), float)]) for c in COLUMNS]
+        cells = [percent_mean_std([r[c] for r in runs if isinstance(r.get(c), float)], missing="not run") for c in COLUMNS]
         lines.append(f"| {label} | {params} | " + " | ".join(cells) + f" | {wall} | {cpu} | {len(runs)}/{len(args.seeds)} |")
     table = "\n".join(lines) + "\n"
     command = "python scripts/bench_distill.py " + " ".join(sys.argv[1:])

@@ -30,6 +30,7 @@ from pathlib import Path
 from lepton_cli.config import compose_job, rewrite_overrides
 from lepton_cli.errors import error_boundary
 from lepton_cli.io import write_text_atomically
+from lepton_cli.reporting.leaderboard import percent_mean_std
 from lepton_cli.sweep.options import Options
 from lepton_cli.sweep.records import Job
 from lepton_cli.sweep.session import grid_command
@@ -61,21 +62,13 @@ def validator(jobs: list[Job]) -> str:
     return ", ".join(names)
 
 
-def summarise(values: list[float], missing: str = "failed") -> str:
-    if not values:
-        return missing
-    mean = 100 * statistics.mean(values)
-    if len(values) == 1:
-        return f"{mean:.1f} (one run, no std)"
-    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}"
-
-
 def table_row(label: str, jobs: list[Job]) -> tuple[str, ...]:
     ok = [job.record["metrics"] for job in jobs if job.record.get("status") == "ok"]
     statuses = {job.record.get("status") for job in jobs}
     missing = "not run" if statuses <= {"pending"} else "still running" if "busy" in statuses else "failed"
     wall = f"{statistics.mean(m['wall_time_s'] for m in ok):.0f}" if ok else "–"
-    cells = (summarise([m[key] for m in ok if key in m], missing if not ok else "not recorded") for key in COLUMNS)
+    cells = (percent_mean_std([m[key] for m in ok if key in m], missing if not ok else "not recorded",
+                              one_run=" (one run, no std)") for key in COLUMNS)
     return (label, *cells, wall, f"{len(ok)}/{len(jobs)}")
 
 

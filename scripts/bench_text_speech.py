@@ -32,6 +32,7 @@ from pathlib import Path
 
 from lepton_cli.errors import LeptonError, error_boundary
 from lepton_cli.io import write_text_atomically
+from lepton_cli.reporting.leaderboard import percent_mean_std
 
 COLUMNS = ("target/acc", "selection/target/acc", "oracle/target/acc")
 LETTER = {"books": "B", "dvd": "D", "electronics": "E", "kitchen": "K"}
@@ -59,13 +60,6 @@ def run_once(run_dir: Path, overrides: list[str]) -> dict:
     metrics["cpu_s"] = time.process_time() - started
     write_text_atomically(run_dir / "bench_cpu_s.txt", [f"{metrics['cpu_s']:.1f}"])
     return metrics
-
-
-def cell(values: list[float]) -> str:
-    if not values:
-        return "–"
-    mean = 100 * statistics.mean(values)
-    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
 
 
 def method_settings(method: str) -> tuple[str, list[str]]:
@@ -162,7 +156,7 @@ def main() -> None:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, _name, _overrides in experiments(args):
         runs = results.get(label, [])
-        cells = [cell([r[c] for r in runs if isinstance(r.get(c), float)]) for c in COLUMNS]
+        cells = [percent_mean_std([r[c] for r in runs if isinstance(r.get(c), float)]) for c in COLUMNS]
         cpu = [r["cpu_s"] for r in runs if "cpu_s" in r]
         row = [label, *cells, f"{len(runs)}/{len(args.seeds)}", f"{statistics.mean(cpu):.0f}" if cpu else "–"]
         if args.suite == "amazon":
