@@ -35,7 +35,7 @@ from pathlib import Path
 from lepton_cli import api
 from lepton_cli.errors import LeptonError, error_boundary
 from lepton_cli.io import write_text_atomically
-from lepton_cli.reporting.leaderboard import percent_mean_std
+from lepton_cli.reporting.seeds import percent_mean_std
 
 COLUMNS = ("target/acc", "selection/target/acc", "oracle/target/acc")
 

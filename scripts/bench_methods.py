@@ -30,7 +30,7 @@ from pathlib import Path
 from lepton_cli.config import compose_job, rewrite_overrides
 from lepton_cli.errors import error_boundary
 from lepton_cli.io import write_text_atomically
-from lepton_cli.reporting.leaderboard import percent_mean_std
+from lepton_cli.reporting.seeds import percent_mean_std
 from lepton_cli.sweep.options import Options
 from lepton_cli.sweep.records import Job
 from lepton_cli.sweep.session import grid_command
