@@ -41,6 +41,7 @@ LETTER = {"books": "B", "dvd": "D", "electronics": "E", "kitchen": "K"}
 PAPER = {"B→D": (.784, .790), "B→E": (.733, .747), "B→K": (.779, .778), "D→B": (.723, .720), "D→E": (.754, .732),
          "D→K": (.783, .778), "E→B": (.713, .709), "E→D": (.738, .733), "E→K": (.854, .854), "K→B": (.709, .708),
          "K→D": (.740, .739), "K→E": (.843, .841)}
+UPPER_BOUND = "target supervised (upper bound, uses target labels)"
 FSDD = ["augment=audio", "student=audio_cnn", "teacher=audio_cnn"]
 
 
@@ -88,12 +89,22 @@ def experiments(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
             name, settings = method_settings(method)
             found.append((method, f"{source}_{target}_{name}", [*pair, *settings]))
         if args.upper_bound:  # trained on labelled target recordings, tested on the target's test split
-            found.append(("target supervised (upper bound, uses target labels)", f"{target}_{target}_source_only",
+            found.append((UPPER_BOUND, f"{target}_{target}_source_only",
                           [f"source=fsdd/{target}", f"target=fsdd/{target}", *FSDD, *common, "method=source_only"]))
     return found
 
 
-def average_rows(args: argparse.Namespace, results: dict[str, list[dict]]) -> list[str]:
+def gap_closed(runs: dict[int, dict], source_only: dict[int, dict], upper: dict[int, dict]) -> str:
+    """`(method − source-only) / (upper bound − source-only)` of the last weights' target accuracy, per
+    seed (the three runs of a seed share their data and initialisation), as mean ± std over the seeds that
+    have all three: the share of the gap to target supervision a method closes without target labels."""
+    seeds = sorted(set(runs) & set(source_only) & set(upper))
+    shares = [(runs[s][COLUMNS[0]] - source_only[s][COLUMNS[0]]) / (upper[s][COLUMNS[0]] - source_only[s][COLUMNS[0]])
+              for s in seeds]
+    return percent_mean_std(shares) if shares else "–"
+
+
+def average_rows(args: argparse.Namespace, results: dict[str, dict[int, dict]]) -> list[str]:
     """Per method, the mean over the pairs of each pair's seed mean, over the pairs that have every seed, and
     the paper's average over the same pairs."""
     rows = []
@@ -104,7 +115,7 @@ def average_rows(args: argparse.Namespace, results: dict[str, list[dict]]) -> li
             continue
         cells = []
         for column in COLUMNS:
-            means = [statistics.mean(r[column] for r in results[f"{label} {method}"]) for label in complete]
+            means = [statistics.mean(r[column] for r in results[f"{label} {method}"].values()) for label in complete]
             cells.append(f"{100 * statistics.mean(means):.1f}")
         paper = [statistics.mean(PAPER[label][i] for label in complete) for i in (0, 1)]
         rows.append(f"| **average, {method}** ({len(complete)} pairs) | " + " | ".join(cells)
@@ -135,7 +146,7 @@ def main() -> None:
 
     # One thread per run: on a shared machine OpenMP threads spin waiting for cores and burn CPU time.
     torch.set_num_threads(args.threads)
-    results: dict[str, list[dict]] = {}
+    results: dict[str, dict[int, dict]] = {}  # row label → seed → metrics
     with error_boundary():
         for seed in args.seeds:  # every row of a seed before the next seed: a cut-short run still fills the table
             for label, name, overrides in experiments(args):
@@ -143,7 +154,7 @@ def main() -> None:
                 if args.table_only and not (run_dir / "metrics.json").is_file():
                     continue
                 try:
-                    results.setdefault(label, []).append(run_once(run_dir, [*overrides, f"seed={seed}"]))
+                    results.setdefault(label, {})[seed] = run_once(run_dir, [*overrides, f"seed={seed}"])
                 except LeptonError as error:
                     if "interrupted" in str(error):  # SIGTERM/Ctrl-C: stop the benchmark, not only this run
                         raise
@@ -153,15 +164,21 @@ def main() -> None:
               "target acc % (oracle pick, uses target labels)", "runs", "CPU-s per run"]
     if args.suite == "amazon":
         header.append("paper (DANN / shallow NN)")
+    upper = results.get(UPPER_BOUND, {}) if args.suite == "fsdd" else {}
+    if upper:
+        header.append("gap closed % (last weights)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, _name, _overrides in experiments(args):
-        runs = results.get(label, [])
+        by_seed = results.get(label, {})
+        runs = list(by_seed.values())
         cells = [percent_mean_std([r[c] for r in runs if isinstance(r.get(c), float)]) for c in COLUMNS]
         cpu = [r["cpu_s"] for r in runs if "cpu_s" in r]
         row = [label, *cells, f"{len(runs)}/{len(args.seeds)}", f"{statistics.mean(cpu):.0f}" if cpu else "–"]
         if args.suite == "amazon":
             dann, shallow = PAPER[label.split()[0]]
             row.append(f"{100 * dann:.1f} / {100 * shallow:.1f}")
+        if upper:
+            row.append(gap_closed(by_seed, results.get("source_only", {}), upper) if label != UPPER_BOUND else "100")
         lines.append("| " + " | ".join(row) + " |")
     if args.suite == "amazon":
         lines += average_rows(args, results)

@@ -357,6 +357,11 @@ class DomainAdaptationData(pl.LightningDataModule):
                           sampler=eval_sampler(dataset, self.trainer), persistent_workers=streamed,
                           pin_memory=streamed and self._on_gpu())
 
+    def unlabelled_target_loader(self) -> DataLoader:
+        """The target training images in order, their labels masked (-1), sharded like evaluation
+        under DDP: for methods that estimate target statistics (AdaBN)."""
+        return self._eval_loader("target_train")
+
     def test_dataloader(self) -> list[DataLoader]:
         return [self._eval_loader(f"{split}_test") for split in self.test_splits]
 

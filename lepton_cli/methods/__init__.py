@@ -1,5 +1,6 @@
 """Adaptation methods, each a LightningModule over `AdaptationMethod`."""
 
+from lepton_cli.methods.adabn import AdaBN
 from lepton_cli.methods.base import AdaptationMethod
 from lepton_cli.methods.cdan import CDAN
 from lepton_cli.methods.coral import CORAL
@@ -15,6 +16,6 @@ from lepton_cli.methods.source_only import SourceOnly
 from lepton_cli.methods.vada import VADA
 
 __all__ = [
-    "CDAN", "CORAL", "DANN", "ERM", "MCC", "MLDG", "VADA", "AdaptationMethod", "Distill", "FineTune", "MixStyle",
+    "CDAN", "CORAL", "DANN", "ERM", "MCC", "MLDG", "VADA", "AdaBN", "AdaptationMethod", "Distill", "FineTune", "MixStyle",
     "PseudoLabel", "SourceOnly",
 ]

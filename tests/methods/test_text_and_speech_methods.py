@@ -12,7 +12,7 @@ from tests.data.text_audio_fakes import modality_overrides
 from tests.methods.leakage import assert_bitwise_equal, train_weights
 
 MODALITIES = ["features", "tokens", "audio"]
-METHODS = ["source_only", "finetune", "distill", "pseudo_label", "dann", "cdan", "mcc", "vada"]
+METHODS = ["source_only", "adabn", "finetune", "distill", "pseudo_label", "dann", "cdan", "mcc", "vada"]
 SMALL = ["data.batch_size=8", "data.eval_batch_size=64", "data.steps_per_epoch=3", "trainer.max_epochs=1",
          "logger=none", "report=false"]
 
@@ -49,7 +49,7 @@ def test_dann_never_reads_target_train_labels(fake_runs, modality):
 
 @pytest.mark.slow  # two short trainings each
 @pytest.mark.parametrize(("modality", "method"), [(m, method) for m in MODALITIES for method in
-                                                  ("source_only", "distill", "pseudo_label", "cdan", "mcc", "vada")
+                                                  ("source_only", "adabn", "distill", "pseudo_label", "cdan", "mcc", "vada")
                                                   if not (m == "tokens" and method == "vada")])
 def test_other_methods_never_read_target_train_labels(fake_runs, modality, method):
     honest = train_weights([f"method={method}"], shuffle_target_train_labels=False, base=fake_runs[modality])
