@@ -70,7 +70,8 @@ def train(overrides: list[str], verbose: bool = False) -> dict:
 def load_model(path: str | Path) -> torch.nn.Module:
     """The model of a run directory (its selection pick when chosen without target labels, else
     `last.ckpt`, as `teacher.run=` takes it) or of a checkpoint file, in eval mode: it maps images
-    (uint8 in [0, 255] or float in [0, 1], not normalised) to logits over `model.classes`. Rebuilt
+    (uint8 in [0, 255] or float in [0, 1], not normalised) to logits over `model.classes`; from an
+    audio or bag-of-words run, raw waveforms or feature vectors (token runs are refused). Rebuilt
     through the allowlist of `lepton eval`: nothing the file names is run."""
     from torch import nn
 

@@ -141,6 +141,7 @@ def evaluate(checkpoint_path: str, target: str | None = None, overrides: list[st
     from lepton_cli.builders.saved_model import (
         build_classifier,
         checkpoint_classes,
+        checkpoint_modality,
         evaluation_split,
         load_checkpoint,
         local_config,
@@ -150,6 +151,10 @@ def evaluate(checkpoint_path: str, target: str | None = None, overrides: list[st
     from lepton_cli.methods.base import classification_metrics
 
     checkpoint = load_checkpoint(checkpoint_path)
+    modality = checkpoint_modality(checkpoint["lepton_config"])
+    if attack is not None and modality != "image":
+        raise LeptonError(f"attack= perturbs images in [0, 1]; this checkpoint takes {modality} inputs: "
+                          "evaluate it without attack=")
     config = apply_overrides(local_config(checkpoint), overrides or [])
     classes = checkpoint_classes(checkpoint)
     target_config = target_domain_config(target) if target else config["target"]

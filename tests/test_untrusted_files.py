@@ -260,11 +260,20 @@ def test_a_local_logger_choice_is_kept_on_resume(tmp_path):
     assert "logger=tensorboard" in prepare_args([f"resume={run_dir}"])
 
 
-def test_a_text_or_audio_checkpoint_is_refused_with_what_to_use_instead(tmp_path):
+def test_a_token_checkpoint_is_refused_with_what_to_use_instead(tmp_path):
     from lepton_cli.builders.saved_model import _check_shape
 
     config = {"data": {"image_size": "auto", "channels": "auto", "input_dim": 5000}, "student": {}, "method": {},
               "source": {"name": "amazon_books"}, "target": {"name": "amazon_dvd"}}
-    with pytest.raises(LeptonError, match=r"text or audio run \(data.input_dim=5000\).*image runs only"):
-        _check_shape(config, tmp_path / "last.ckpt")
+
+    def weak(target: str) -> dict:
+        return {**config, "augment": {"weak": {"_target_": target}}}
+
+    with pytest.raises(LeptonError, match=r"token run.*vocabulary.*not stored.*metrics.json"):
+        _check_shape(weak("lepton_cli.data.augment.TokenDropout"), tmp_path / "last.ckpt")
+    _check_shape(weak("lepton_cli.data.augment.FeatureDropout"), tmp_path / "last.ckpt")  # bag-of-words: readable
+    _check_shape(weak("lepton_cli.data.augment.LogMelAugment"), tmp_path / "last.ckpt")  # audio: readable
+    # The modality is read from the augmentation's class only when it is one of Lepton's own: nothing is imported else.
+    with pytest.raises(LeptonError, match=r"augment.weak names 'os.system', not one of Lepton's augmentations"):
+        _check_shape(weak("os.system"), tmp_path / "last.ckpt")
     _check_shape({**config, "data": {"image_size": 28, "channels": 1, "input_dim": "auto"}}, tmp_path / "last.ckpt")

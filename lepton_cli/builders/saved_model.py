@@ -125,17 +125,35 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+def checkpoint_modality(config: dict) -> str:
+    """The input kind of a stored config: `image`, or what its evaluation augmentation is made for
+    (`features`, `tokens`, `audio`), read only from one of Lepton's own augmentation classes."""
+    from lepton_cli.data.modality import component_modality
+
+    augment = config.get("augment")
+    target = augment.get("weak", {}).get("_target_") if isinstance(augment, dict) and isinstance(augment.get("weak"), dict) else None
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    if not (isinstance(data.get("input_dim"), int) and not isinstance(data.get("image_size"), int)):
+        return "image"
+    if target not in allowed_targets("augment"):
+        raise LeptonError(f"refused the checkpoint's config: augment.weak names {str(target)[:80]!r}, not one of "
+                          "Lepton's augmentations; evaluate a checkpoint written by lepton train")
+    return component_modality(target)
+
+
 def _check_shape(config: dict, path: Path) -> None:
     """The parts of a stored config that eval and report read, with the types they read them as."""
     expected = {"data": dict, "student": dict, "source": dict, "target": dict, "method": dict}
     problems = [key for key, kind in expected.items() if not isinstance(config.get(key), kind)]
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    if isinstance(data.get("input_dim"), int) and not isinstance(data.get("image_size"), int):
-        # Text and audio runs: their vocabulary and features are built per run and not yet stored.
-        raise LeptonError(f"{path} is from a text or audio run (data.input_dim={data['input_dim']}); lepton eval, "
-                          "lepton report, api.load_model and teacher.run read image runs only for now: use the "
-                          "metrics.json of that run")
-    problems += [f"data.{key}" for key in ("image_size", "channels") if not isinstance(data.get(key), int)]
+    modality = checkpoint_modality(config)
+    if modality == "tokens":
+        # A token run builds its vocabulary from its source and target training text; it is not stored yet.
+        raise LeptonError(f"{path} is from a token run (augment=tokens): its vocabulary is built per run and not "
+                          "stored, so lepton eval, lepton report, api.load_model and teacher.run cannot read it yet; "
+                          "use the metrics.json of that run (bag-of-words runs, augment=text, can be evaluated)")
+    wanted = ("image_size", "channels") if modality == "image" else ("input_dim",)
+    problems += [f"data.{key}" for key in wanted if not isinstance(data.get(key), int)]
     problems += [f"{domain}.name" for domain in ("source", "target")
                  if not isinstance((config.get(domain) or {}).get("name") if isinstance(config.get(domain), dict) else None, str)]
     if problems:
@@ -211,7 +229,8 @@ def build_classifier(checkpoint: dict):
         from lepton_cli.models.backbones import backbone_normalization
 
         weak = build_saved(augment["weak"], "augment", "augment.weak")
-        weak.use_backbone_normalization(backbone_normalization(backbone))  # `auto`: as in training
+        if hasattr(weak, "use_backbone_normalization"):  # images, `mean: auto`: as in training
+            weak.use_backbone_normalization(backbone_normalization(backbone))
         normalize = weak.normalize
     else:
         from lepton_cli.data.augment import as_unit_range
@@ -222,17 +241,32 @@ def build_classifier(checkpoint: dict):
 
 
 def evaluation_split(config: dict, domain_config: dict, classes: list[str], where: str):
-    """The test split of the data set `domain_config` (stored or freshly composed) as (uint8 images,
-    labels indexing the classes it shares with the checkpoint, the class alignment)."""
+    """The test split of the data set `domain_config` (stored or freshly composed) as (inputs: uint8
+    images or the modality's float arrays, labels indexing the classes it shares with the checkpoint,
+    the class alignment)."""
+    import torch
+
     from lepton_cli.data.alignment import ClassAlignment
+    from lepton_cli.data.arrays import InputArrays
     from lepton_cli.data.datamodule import to_tensor
 
     data = config["data"]
     domain = build_saved(domain_config, "dataset", where)
     arrays = domain.load("test", data["root"], data.get("download", False), data.get("cache_dir"))
+    modality = checkpoint_modality(config)
+    found = arrays.modality if isinstance(arrays, InputArrays) else "image"
+    if found != modality:
+        raise LeptonError(f"{domain.name} is {found} data but the checkpoint was trained on {modality} data; "
+                          "evaluate it on a data set of its own kind (lepton list target)")
     alignment = ClassAlignment.between(classes, arrays.classes, "checkpoint", domain.name)
     arrays = alignment.apply(arrays)
     if len(arrays) == 0:
         raise LeptonError(f"the test split of {domain.name} has no images of the checkpoint's classes")
-    images, labels = to_tensor(arrays, data["image_size"], data["channels"])
-    return images, labels, alignment
+    if modality == "image":
+        images, labels = to_tensor(arrays, data["image_size"], data["channels"])
+        return images, labels, alignment
+    if arrays.inputs.shape[1] != data["input_dim"]:
+        raise LeptonError(f"{domain.name} has {modality} inputs of width {arrays.inputs.shape[1]} but the checkpoint "
+                          f"expects data.input_dim={data['input_dim']}; evaluate it on data of the same feature space "
+                          "(or recording length)")
+    return torch.from_numpy(arrays.inputs.copy()), torch.from_numpy(arrays.labels), alignment

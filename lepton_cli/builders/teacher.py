@@ -128,7 +128,7 @@ def load_run_classifier(run: str, classes: list[str],
                         input_shape: tuple[int, int, int]) -> tuple[Classifier, tuple[torch.Tensor, torch.Tensor]]:
     """The classifier of an earlier Lepton run (adapt, then distil), through the allowlist of
     `builders.saved_model`; refuses a run of other classes or another image shape."""
-    from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, load_checkpoint
+    from lepton_cli.builders.saved_model import build_classifier, checkpoint_classes, checkpoint_modality, load_checkpoint
 
     run_dir = Path(run).expanduser()
     if not run_dir.is_dir():
@@ -140,6 +140,10 @@ def load_run_classifier(run: str, classes: list[str],
     if trained_classes != classes:
         raise LeptonError(f"teacher.run={run} predicts the classes [{', '.join(trained_classes[:12])}] but this run has "
                           f"[{', '.join(classes[:12])}]; distil from a run on the same classes (the same source data set)")
+    modality = checkpoint_modality(checkpoint["lepton_config"])
+    if modality != "image":
+        raise LeptonError(f"teacher.run={run} is a run on {modality} inputs; teacher.run= reads image runs only for now: "
+                          "leave teacher.run unset and method=distill trains its teacher (teacher=audio_cnn, text_mlp, ...)")
     data = checkpoint["lepton_config"]["data"]
     trained_shape = (data["channels"], data["image_size"], data["image_size"])
     if trained_shape != input_shape:
