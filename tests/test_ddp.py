@@ -166,7 +166,7 @@ def evaluate_in_one_process(run_dir: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["source_only", "dann", "distill"])
+@pytest.mark.parametrize("method", ["source_only", "adabn", "dann", "distill"])
 def test_ddp_run_writes_one_run_and_its_metrics_equal_one_process_evaluation(tmp_path, method):
     if not _has_method(method):
         pytest.skip(f"lepton_cli/methods/{method}.py is not there yet")
@@ -175,7 +175,7 @@ def test_ddp_run_writes_one_run_and_its_metrics_equal_one_process_evaluation(tmp
                      "method.lr_scaling=linear", f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    domains = "images per step per domain" if method != "source_only" else "images per step;"
+    domains = "images per step per domain" if method not in ("source_only", "adabn") else "images per step;"
     assert "per-rank batch 16 × 2 ranks = 32 " + domains in output
     assert "lr 0.02 (lr_scaling=linear: 0.01 × 2)" in output
 
