@@ -104,8 +104,12 @@ class AdaBN(SourceOnly):
             norm.reset_running_stats()
             norm.momentum = None  # a plain average over the batches
             norm.train()
-        for images, _labels in datamodule.unlabelled_target_loader():  # the labels are masked (-1) and unused
-            self.model(self.as_input(images.to(self.device)))
+        # Iterating a DataLoader draws a seed from the global generator: without fork_rng this pass
+        # would change every later augmentation and batch, and adabn's weights would no longer be
+        # source_only's of the same seed (tests/methods/test_adabn.py holds them equal bit for bit).
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            for images, _labels in datamodule.unlabelled_target_loader():  # the labels are masked (-1), unused
+                self.model(self.as_input(images.to(self.device)))
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
         self.model.train(was_training)

@@ -14,13 +14,13 @@ from tests.conftest import TINY, compose_config
 from tests.methods.leakage import assert_bitwise_equal, build, train_weights
 
 
-def fit(method: str, *overrides: str, steps: int = 3):
-    """(datamodule, method) after `steps` deterministic CPU steps, no validation (`on_train_end`
-    still estimates the target statistics)."""
+def fit(method: str, *overrides: str, epochs: int = 2):
+    """(datamodule, method) after `epochs` deterministic CPU epochs of TINY's 4 steps, validated after
+    each (adabn estimates the target statistics before each validation and at the end)."""
     datamodule, module = build([f"method={method}", *overrides])
-    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, deterministic=True, logger=False,
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0)
+                         num_sanity_val_steps=0, limit_val_batches=1)
     trainer.fit(module, datamodule=datamodule)
     return datamodule, module
 
