@@ -1,79 +1,30 @@
 """AdaBN (Li, Wang, Shi, Liu & Hou, "Revisiting Batch Normalization For Practical Domain
 Adaptation", ICLR workshop 2017): the weights are learned on labelled source alone, and every
-batch-norm layer normalises each domain with that domain's own statistics. Dassl ships it as
-``dassl/engine/da/adabn.py``; TLlib has no counterpart.
-
-Where the statistics live decides what a checkpoint is. The classifier's own batch-norm buffers
-(`model.*`) hold the **target** statistics, so the saved model is the target model as it stands:
-`lepton eval`, `api.load_model` and `teacher.run=` need nothing special. The source statistics are
-the method's extra buffers (`source_statistics.*`), swapped in for source batches only.
+batch-norm layer normalises each domain with that domain's own statistics
+(`methods/domain_statistics.py`). Dassl ships it as ``dassl/engine/da/adabn.py``; TLlib has no
+counterpart. The checkpoint is the target model: its batch-norm buffers hold the target statistics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
-from lepton_cli.errors import LeptonError
+from lepton_cli.methods.domain_statistics import DomainStatistics
 from lepton_cli.methods.source_only import SourceOnly
 
-STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 
+class AdaBN(DomainStatistics, SourceOnly):
+    """Cross-entropy on labelled source, with the source batch-norm statistics; the target
+    statistics are estimated afresh for the current weights before each validation, as the paper
+    does after training. Evaluation normalises source splits with the source statistics, target
+    splits with the target ones.
 
-def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """The batch-norm layers that keep running statistics, in module order. Looked up at each use:
-    `trainer.sync_batchnorm` replaces the layers with SyncBatchNorm ones after the method is built."""
-    return [module for module in model.modules()
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats]
-
-
-class BatchNormStatistics(nn.Module):
-    """A second set of running statistics for the batch-norm layers of `model`, exchanged with the
-    layers' own by re-binding the tensors, never by writing into them: autograd keeps the running
-    statistics of a training-mode forward for its backward, and refuses tensors changed in place.
-    The exchange keeps the same tensor objects registered, so DDP's buffer broadcast, which holds
-    them by reference, still covers both sets."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self._model = [model]  # in a list: the layers belong to the classifier, not to this module
-        for index, norm in enumerate(batch_norms(model)):
-            for name in STATISTICS:
-                self.register_buffer(f"{name}_{index}", getattr(norm, name).detach().clone())
-
-    def swap(self) -> None:
-        for index, norm in enumerate(batch_norms(self._model[0])):
-            for name in STATISTICS:
-                mine, theirs = getattr(self, f"{name}_{index}"), getattr(norm, name)
-                setattr(self, f"{name}_{index}", theirs)
-                setattr(norm, name, mine)
-
-    @contextmanager
-    def in_use(self) -> Iterator[None]:
-        self.swap()
-        try:
-            yield
-        finally:
-            self.swap()
-
-
-class AdaBN(SourceOnly):
-    """Cross-entropy on labelled source, with the source batch-norm statistics. Before each
-    validation, the target statistics are estimated afresh for the current weights, as the paper
-    does after training: every target training image once, in order, without augmentation (the
-    inputs evaluation normalises), the batch-norm layers averaging their batch statistics and
-    everything else in eval mode. A running average kept during training lags the weights, and
-    evaluation is sensitive to that lag: on FSDD clean → noisy it scored 54% where the fresh
-    estimate scored 65% (docs/benchmarks.md, §10).
-
-    Evaluation normalises source splits with the source statistics, target splits with the target
-    ones. The target images come from `unlabelled_target_loader()`, whose labels are masked; the
-    training loop itself sees no target batch."""
+    The training loop sees no target batch, so the weights are `source_only`'s of the same seed,
+    bit for bit: per seed, adabn differs from source-only by the target statistics alone."""
 
     uses_target_train = True  # its images, for the statistics
+    domain_statistics = True
 
     @classmethod
     def reads_target_train(cls, method_cfg) -> bool:
@@ -81,60 +32,8 @@ class AdaBN(SourceOnly):
 
     def __init__(self, backbone: nn.Module, num_classes: int, **kwargs):
         super().__init__(backbone, num_classes, **kwargs)
-        if not batch_norms(self.model):
-            raise LeptonError("method=adabn adapts batch-norm statistics, but this classifier has no batch-norm layer; "
-                              "use a backbone with batch norm, or keep method.bottleneck_dim (its bottleneck has one)")
-        self.source_statistics = BatchNormStatistics(self.model)
+        self.init_domain_statistics()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        with self.source_statistics.in_use():
+        with self.source_statistics_in_use():
             return super().training_step(batch, batch_idx)
-
-    @torch.no_grad()
-    def estimate_target_statistics(self) -> None:
-        """The classifier's batch-norm statistics, from the target training images and current weights."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if not hasattr(datamodule, "unlabelled_target_loader"):
-            raise LeptonError("method=adabn estimates target statistics from the DataModule's unlabelled_target_loader(); "
-                              "train it with lepton's DomainAdaptationData (lepton train does)")
-        norms, was_training = batch_norms(self.model), self.model.training
-        momenta = [norm.momentum for norm in norms]
-        self.model.eval()
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a plain average over the batches
-            norm.train()
-        # Iterating a DataLoader draws a seed from the global generator: without fork_rng this pass
-        # would change every later augmentation and batch, and adabn's weights would no longer be
-        # source_only's of the same seed (tests/methods/test_adabn.py holds them equal bit for bit).
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            for images, _labels in datamodule.unlabelled_target_loader():  # the labels are masked (-1), unused
-                self.model(self.as_input(images.to(self.device)))
-        for norm, momentum in zip(norms, momenta, strict=True):
-            norm.momentum = momentum
-        self.model.train(was_training)
-        average_across_ranks([norm.running_mean for norm in norms] + [norm.running_var for norm in norms])
-
-    def on_validation_epoch_start(self) -> None:
-        self.estimate_target_statistics()
-        super().on_validation_epoch_start()
-
-    def on_train_end(self) -> None:
-        self.estimate_target_statistics()  # also when no validation ran after the last step
-
-    def _eval_step(self, batch, dataloader_idx: int):
-        if self.eval_split(dataloader_idx).startswith("source"):
-            with self.source_statistics.in_use():
-                return super()._eval_step(batch, dataloader_idx)
-        return super()._eval_step(batch, dataloader_idx)
-
-
-def average_across_ranks(tensors: list[torch.Tensor]) -> None:
-    """Under DDP each rank estimated from its own share of the images: the mean over ranks."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    for tensor in tensors:
-        dist.all_reduce(tensor)
-        tensor /= dist.get_world_size()

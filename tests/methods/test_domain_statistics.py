@@ -1,6 +1,7 @@
-"""adabn: the weights are source-only's, each domain is normalised by its own batch-norm statistics,
-the target's estimated from the unlabelled target training images, and the checkpoint is the target
-model."""
+"""Per-domain batch-norm statistics (methods/domain_statistics.py). adabn: the weights are
+source-only's, each domain is normalised by its own statistics, the target's estimated from the
+unlabelled target training images, and the checkpoint is the target model. pseudo_label with
+`domain_statistics=true`: the same split of statistics under self-training."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytorch_lightning as pl
 import torch
 
 from lepton_cli.errors import as_lepton_error
-from lepton_cli.methods.adabn import BatchNormStatistics, batch_norms
+from lepton_cli.methods.domain_statistics import BatchNormStatistics, batch_norms
 from tests.conftest import TINY, compose_config
+from tests.data.text_audio_fakes import modality_overrides
 from tests.methods.leakage import assert_bitwise_equal, build, train_weights
 
 
@@ -95,3 +97,27 @@ def test_a_classifier_without_batch_norm_is_refused_in_one_line(tmp_path):
     with pytest.raises(Exception) as raised:  # Hydra wraps it; `lepton train` prints the LeptonError as one line
         run(compose_config([*TINY, "method=adabn", "method.bottleneck_dim=null"], tmp_path / "run"))
     assert "no batch-norm layer" in str(as_lepton_error(raised.value)) and "bottleneck_dim" in str(raised.value)
+
+
+DOMAIN_PSEUDO_LABEL = ["method=pseudo_label", "method.domain_statistics=true"]
+
+
+def test_pseudo_label_with_domain_statistics_keeps_two_sets_and_never_reads_target_labels():
+    datamodule, method = fit("pseudo_label", "method.domain_statistics=true")
+    norm = batch_norms(method.model)[0]
+    assert not torch.equal(norm.running_mean, method.source_statistics.running_mean_0)
+    # Each domain had its own forward: the source set counted the source batches only (8 steps), the
+    # classifier's own set was re-estimated from the target images at the end (one eval batch).
+    assert method.source_statistics.num_batches_tracked_0 == 8
+    assert norm.num_batches_tracked == -(-len(datamodule.splits["target_train"][1]) // 128)
+    assert_bitwise_equal(train_weights(DOMAIN_PSEUDO_LABEL, shuffle_target_train_labels=False),
+                         train_weights(DOMAIN_PSEUDO_LABEL, shuffle_target_train_labels=True))
+
+
+def test_pseudo_label_with_domain_statistics_runs_on_audio(tmp_path):
+    from lepton_cli.train import run
+
+    overrides = [*modality_overrides("audio", tmp_path / "data"), *DOMAIN_PSEUDO_LABEL, "trainer.fast_dev_run=true",
+                 "data.batch_size=8", "data.eval_batch_size=64", "logger=none", "report=false"]
+    metrics = run(compose_config(overrides, tmp_path / "run"))
+    assert metrics["method"] == "pseudo_label" and 0.0 <= metrics["target/acc"] <= 1.0
