@@ -101,7 +101,7 @@ class DomainStatistics:
             norm.train()
         # Iterating a DataLoader draws a seed from the global generator: without fork_rng this pass
         # would change every later augmentation and batch (adabn's weights would no longer be
-        # source_only's of the same seed; tests/methods/test_adabn.py holds them equal bit for bit).
+        # source_only's of the same seed; tests/methods/test_domain_statistics.py holds them equal bit for bit).
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             for images, _labels in datamodule.unlabelled_target_loader():  # the labels are masked (-1), unused
                 self.model(self.as_input(images.to(self.device)))
