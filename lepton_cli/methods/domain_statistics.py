@@ -16,6 +16,7 @@ from contextlib import contextmanager, nullcontext
 import torch
 from torch import nn
 
+from lepton_cli.distributed import mean_over_ranks
 from lepton_cli.errors import LeptonError
 
 STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
@@ -108,7 +109,9 @@ class DomainStatistics:
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
         self.model.train(was_training)
-        average_across_ranks([norm.running_mean for norm in norms] + [norm.running_var for norm in norms])
+        for norm in norms:  # under DDP each rank estimated from its own share of the images
+            norm.running_mean.copy_(mean_over_ranks(norm.running_mean))
+            norm.running_var.copy_(mean_over_ranks(norm.running_var))
 
     def on_validation_epoch_start(self) -> None:
         if self.domain_statistics:
@@ -126,13 +129,3 @@ class DomainStatistics:
                 return super()._eval_step(batch, dataloader_idx)
         return super()._eval_step(batch, dataloader_idx)
 
-
-def average_across_ranks(tensors: list[torch.Tensor]) -> None:
-    """Under DDP each rank estimated from its own share of the images: the mean over ranks."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    for tensor in tensors:
-        dist.all_reduce(tensor)
-        tensor /= dist.get_world_size()
