@@ -226,7 +226,11 @@ class AdaptationMethod(pl.LightningModule):
         split = self.eval_split(dataloader_idx)
         if split in self.eval_metrics:
             self.eval_metrics[split].update(logits, labels)
-        return {"logits": logits.detach(), "features": features.detach(), "labels": labels, "split": split}
+        # Copies, not views: the selection callback keeps every batch's outputs until the epoch ends,
+        # and under trainer.compile=reduce-overhead (CUDA graphs) the next replay overwrites the
+        # graph's output memory (it failed so on the H200, docs/benchmarks.md §9).
+        return {"logits": logits.detach().clone(), "features": features.detach().clone(), "labels": labels,
+                "split": split}
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         # The outputs feed the model-selection callback (lepton_cli/callbacks/selection.py), by `split`.
