@@ -130,11 +130,12 @@ def checkpoint_modality(config: dict) -> str:
     (`features`, `tokens`, `audio`), read only from one of Lepton's own augmentation classes."""
     from lepton_cli.data.modality import component_modality
 
-    augment = config.get("augment")
-    target = augment.get("weak", {}).get("_target_") if isinstance(augment, dict) and isinstance(augment.get("weak"), dict) else None
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     if not (isinstance(data.get("input_dim"), int) and not isinstance(data.get("image_size"), int)):
         return "image"
+    augment = config.get("augment")
+    weak = augment.get("weak") if isinstance(augment, dict) else None
+    target = weak.get("_target_") if isinstance(weak, dict) else None
     if target not in allowed_targets("augment"):
         raise LeptonError(f"refused the checkpoint's config: augment.weak names {str(target)[:80]!r}, not one of "
                           "Lepton's augmentations; evaluate a checkpoint written by lepton train")
